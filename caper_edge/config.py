@@ -1,0 +1,192 @@
+"""Configuration: one commented default TOML, partial overrides, frozen validated objects.
+
+``caper_edge/default.toml`` is the single source of the defaults and documents every key with
+its unit. A user file overrides it key by key; environment variables named
+``CAPER_EDGE__<SECTION>__<KEY>`` (value written as TOML, e.g. ``CAPER_EDGE__PREPROCESS__SIZE='[320, 320]'``)
+override both. The merged table is converted into frozen dataclasses whose field types are
+checked; every error names the key, the value and what was expected.
+
+Adding a section: declare a frozen dataclass below (field types only, no defaults: the defaults
+live in default.toml), add it as a field of :class:`Config`, and document its keys in
+default.toml. Range checks go in the dataclass's ``__post_init__`` through :func:`check`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+ENV_PREFIX = "CAPER_EDGE__"
+
+
+def check(ok: bool, key: str, value: Any, expected: str) -> None:
+    """Raise :class:`ConfigError` naming ``key`` and ``value`` unless ``ok``."""
+    if not ok:
+        raise ConfigError(f"config key {key} = {value!r}: expected {expected}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Letterbox parameters of the detector input (see caper_edge.preprocess.letterbox)."""
+
+    size: tuple[int, int]
+    scale: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    pad_value: int
+    dtype: Literal["float32", "float16"]
+
+    def __post_init__(self) -> None:
+        check(all(s > 0 for s in self.size), "preprocess.size", self.size, "two positive integers [H, W]")
+        check(all(s != 0 for s in self.std), "preprocess.std", self.std, "three non-zero numbers")
+        check(0 <= self.pad_value <= 255, "preprocess.pad_value", self.pad_value, "an integer in 0..255")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration; one attribute per TOML section."""
+
+    preprocess: PreprocessConfig
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+
+
+def default_table() -> dict[str, Any]:
+    """The parsed default.toml shipped in the package."""
+    text = resources.files("caper_edge").joinpath("default.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def load(path: str | os.PathLike[str] | None = None, *, environ: dict[str, str] | None = None) -> Config:
+    """Load the defaults, then ``path`` (partial, key by key), then environment overrides."""
+    table = default_table()
+    if path is not None:
+        merge(table, read_toml(Path(path)), origin=str(path))
+    merge(table, env_overrides(os.environ if environ is None else environ), origin="environment")
+    return from_table(Config, table)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def env_overrides(environ: typing.Mapping[str, str]) -> dict[str, Any]:
+    """``CAPER_EDGE__SCALE__PORT=/dev/ttyUSB0`` -> ``{"scale": {"port": "/dev/ttyUSB0"}}``."""
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__")]
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw  # a bare word is taken as a string
+        node = out
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    return out
+
+
+def merge(base: dict[str, Any], override: dict[str, Any], *, origin: str, prefix: str = "") -> None:
+    """Merge ``override`` into ``base`` in place; unknown keys are errors (typos must not pass)."""
+    for key, value in override.items():
+        dotted = f"{prefix}{key}"
+        if key not in base:
+            known = ", ".join(sorted(base)) or "none"
+            raise ConfigError(f"unknown config key {dotted} in {origin} (known here: {known})")
+        if isinstance(base[key], dict) and not _is_free_table(base[key]):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {dotted} in {origin} must be a table, got {value!r}")
+            merge(base[key], value, origin=origin, prefix=f"{dotted}.")
+        else:
+            base[key] = value
+
+
+def _is_free_table(table: dict[str, Any]) -> bool:
+    # A table with the marker key "_free = true" in default.toml accepts arbitrary keys
+    # (e.g. per-SKU overrides); everything else is a fixed schema.
+    return bool(table.get("_free", False))
+
+
+def from_table(cls: type, table: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from ``table``, checking every field's type."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for field in dataclasses.fields(cls):
+        key = f"{prefix}{field.name}"
+        if field.name not in table:
+            raise ConfigError(f"config key {key} is missing (default.toml and the dataclass disagree)")
+        kwargs[field.name] = _convert(hints[field.name], table[field.name], key)
+    extra = set(table) - {f.name for f in dataclasses.fields(cls)} - {"_free"}
+    if extra:
+        raise ConfigError(f"unknown config key {prefix}{sorted(extra)[0]}")
+    return cls(**kwargs)
+
+
+def _convert(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        check(isinstance(value, dict), key, value, "a table")
+        return from_table(tp, value, prefix=f"{key}.")
+    if origin is Literal:
+        check(value in args, key, value, "one of " + ", ".join(repr(a) for a in args))
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and (value is None or value == ""):
+            return None  # TOML has no null: an empty string means "not set"
+        for alt in (a for a in args if a is not type(None)):
+            try:
+                return _convert(alt, value, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"config key {key} = {value!r}: expected {tp}")
+    if origin is tuple:
+        check(isinstance(value, list), key, value, f"an array of {len(args)} values")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+        check(len(value) == len(args), key, value, f"an array of exactly {len(args)} values")
+        return tuple(_convert(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if origin is dict:
+        check(isinstance(value, dict), key, value, "a table")
+        return {k: _convert(args[1], v, f"{key}.{k}") for k, v in value.items() if k != "_free"}
+    if tp is float:
+        check(isinstance(value, (int, float)) and not isinstance(value, bool), key, value, "a number")
+        return float(value)
+    if tp is int:
+        check(isinstance(value, int) and not isinstance(value, bool), key, value, "an integer")
+        return value
+    if tp is bool:
+        check(isinstance(value, bool), key, value, "true or false")
+        return value
+    if tp is str:
+        check(isinstance(value, str), key, value, "a string")
+        return value
+    raise ConfigError(f"config key {key}: unsupported type {tp} in the schema")

@@ -1,0 +1,53 @@
+"""Configuration: defaults, partial overrides, environment overrides, and precise errors."""
+
+import pytest
+
+from caper_edge import config
+from caper_edge.errors import ConfigError
+
+
+def test_defaults_load_and_are_frozen():
+    cfg = config.load()
+    assert cfg.preprocess.size == (640, 640)
+    with pytest.raises(AttributeError):
+        cfg.preprocess.size = (1, 1)  # type: ignore[misc]
+
+
+def test_partial_file_overrides_key_by_key(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text("[preprocess]\nsize = [320, 320]\n")
+    cfg = config.load(f)
+    assert cfg.preprocess.size == (320, 320)
+    assert cfg.preprocess.pad_value == 114  # untouched keys keep their defaults
+
+
+def test_environment_overrides_file(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text("[preprocess]\npad_value = 0\n")
+    cfg = config.load(f, environ={"CAPER_EDGE__PREPROCESS__PAD_VALUE": "7"})
+    assert cfg.preprocess.pad_value == 7
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("[preprocess]\nsize = [320]\n", "preprocess.size"),
+        ("[preprocess]\nsize = 'big'\n", "preprocess.size"),
+        ("[preprocess]\npad_value = 300\n", "preprocess.pad_value = 300"),
+        ("[preprocess]\ndtype = 'int8'\n", "preprocess.dtype = 'int8'"),
+        ("[preprocess]\nsizes = [1, 1]\n", "unknown config key preprocess.sizes"),
+        ("[nosuchsection]\na = 1\n", "unknown config key nosuchsection"),
+        ("[preprocess\n", "not valid TOML"),
+    ],
+)
+def test_bad_values_name_key_and_value(tmp_path, text, fragment):
+    f = tmp_path / "c.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=None) as info:
+        config.load(f)
+    assert fragment in str(info.value)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="does-not-exist.toml"):
+        config.load(tmp_path / "does-not-exist.toml")
