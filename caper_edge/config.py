@@ -57,10 +57,53 @@ class PreprocessConfig:
 
 
 @dataclass(frozen=True)
+class ScaleCalibrationConfig:
+    """Per-cell calibration: grams = sum_i (raw_i - offsets[i]) * gains[i] (see docs/scale_protocol.md)."""
+
+    offsets: tuple[float, float, float, float]
+    gains: tuple[float, float, float, float]
+
+    def __post_init__(self) -> None:
+        check(all(abs(o) < 2**23 for o in self.offsets), "scale.calibration.offsets", self.offsets,
+              "4 counts inside the signed 24-bit range")
+        check(all(0.0 < g < 100.0 for g in self.gains), "scale.calibration.gains", self.gains,
+              "4 positive gains in grams per count (HX711-class cells: about 0.001..1)")
+
+
+@dataclass(frozen=True)
+class ScaleConfig:
+    """Scale MCU link: where it is, how to reconnect, how its clock maps onto the host's."""
+
+    port: str
+    baud: int
+    read_timeout_s: float
+    reconnect_initial_s: float
+    reconnect_max_s: float
+    stale_after_s: float
+    queue_size: int
+    clock_window_s: float
+    clock_max_drift_ppm: float
+    calibration: ScaleCalibrationConfig
+
+    def __post_init__(self) -> None:
+        check(bool(self.port), "scale.port", self.port, "a device path or pyserial URL")
+        check(self.baud > 0, "scale.baud", self.baud, "a positive baud rate")
+        check(0 < self.read_timeout_s <= 1, "scale.read_timeout_s", self.read_timeout_s, "seconds in (0, 1]")
+        check(0 < self.reconnect_initial_s <= self.reconnect_max_s, "scale.reconnect_initial_s",
+              self.reconnect_initial_s, f"seconds in (0, reconnect_max_s = {self.reconnect_max_s}]")
+        check(self.stale_after_s > 0, "scale.stale_after_s", self.stale_after_s, "positive seconds")
+        check(self.queue_size > 0, "scale.queue_size", self.queue_size, "a positive number of samples")
+        check(self.clock_window_s > 0, "scale.clock_window_s", self.clock_window_s, "positive seconds")
+        check(0 <= self.clock_max_drift_ppm <= 10000, "scale.clock_max_drift_ppm", self.clock_max_drift_ppm,
+              "parts per million in 0..10000")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; one attribute per TOML section."""
 
     preprocess: PreprocessConfig
+    scale: ScaleConfig
 
 
 # ---------------------------------------------------------------------------------------------
