@@ -19,3 +19,9 @@ class InputError(CaperError):
     """An input file, stream or device is missing, truncated or corrupt."""
 
     exit_code = 3
+
+
+class EngineError(CaperError, ValueError):
+    """A model or engine file cannot be loaded or built, or a call's tensors do not match it."""
+
+    exit_code = 4
