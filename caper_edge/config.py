@@ -99,11 +99,60 @@ class ScaleConfig:
 
 
 @dataclass(frozen=True)
+class TensorRTConfig:
+    """TensorRT engine cache and build policy (see docs/engines.md)."""
+
+    cache_dir: str
+    precision: Literal["fp32", "fp16", "int8"]
+    allow_build: bool
+    workspace_mib: int
+    device: int
+
+    def __post_init__(self) -> None:
+        check(bool(self.cache_dir), "engines.tensorrt.cache_dir", self.cache_dir, "a folder path")
+        check(self.workspace_mib > 0, "engines.tensorrt.workspace_mib", self.workspace_mib, "a positive number of MiB")
+        check(self.device >= 0, "engines.tensorrt.device", self.device, "a CUDA device index >= 0")
+
+
+@dataclass(frozen=True)
+class EnginesConfig:
+    """Which backend runs the models and how (see caper_edge.engines)."""
+
+    backend: Literal["auto", "onnxruntime", "tensorrt"]
+    intra_op_threads: int
+    inter_op_threads: int
+    use_cuda: bool
+    io_binding: Literal["auto", "on", "off"]
+    warmup_runs: int
+    tensorrt: TensorRTConfig
+
+    def __post_init__(self) -> None:
+        check(self.intra_op_threads >= 0, "engines.intra_op_threads", self.intra_op_threads, "threads >= 0 (0: one per core)")
+        check(self.inter_op_threads >= 0, "engines.inter_op_threads", self.inter_op_threads, "threads >= 0 (0: ORT default)")
+        check(self.warmup_runs >= 0, "engines.warmup_runs", self.warmup_runs, "a number of runs >= 0")
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    """Model and gallery files ("" selects the one shipped in the package)."""
+
+    detector: str
+    embedder: str
+    gallery: str
+    detector_classes: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        check(len(self.detector_classes) > 0, "models.detector_classes", self.detector_classes, "at least one class name")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; one attribute per TOML section."""
 
     preprocess: PreprocessConfig
     scale: ScaleConfig
+    engines: EnginesConfig
+    models: ModelsConfig
 
 
 # ---------------------------------------------------------------------------------------------
