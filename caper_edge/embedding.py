@@ -1,0 +1,92 @@
+"""Product-crop embeddings: the preprocessing shared by training, enrollment and the runtime.
+
+The embedding model maps a product crop to a 128-d L2-normalised vector. The crop is
+letterboxed (aspect ratio kept: a tall bottle and a flat box must not be squashed into the same
+square) into ``size`` x ``size`` with grey padding, scaled to 0..1 and normalised with
+``CROP_MEAN``/``CROP_STD``. ``models/`` trains with exactly :func:`preprocess_crops`, so what the
+cart computes matches what the network saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from .engines.base import Engine
+from .errors import EngineError
+
+__all__ = ["CROP_MEAN", "CROP_STD", "Embedder", "letterbox_square", "preprocess_crops"]
+
+CROP_MEAN = 0.5   # in 0..1 units, all channels
+CROP_STD = 0.25
+PAD_VALUE = 114
+
+
+def letterbox_square(image: np.ndarray, size: int) -> np.ndarray:
+    """HxWx3 uint8 -> size x size x 3 uint8, aspect kept, centred, grey (114) borders."""
+    h, w = image.shape[:2]
+    r = min(size / h, size / w)
+    nw, nh = max(1, round(w * r)), max(1, round(h * r))
+    interp = cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (nw, nh), interpolation=interp)
+    out = np.full((size, size, 3), PAD_VALUE, np.uint8)
+    x0, y0 = (size - nw) // 2, (size - nh) // 2
+    out[y0 : y0 + nh, x0 : x0 + nw] = resized
+    return out
+
+
+def preprocess_crops(crops: Sequence[np.ndarray], size: int) -> np.ndarray:
+    """RGB uint8 crops (each HxWx3, any size) -> (n, 3, size, size) float32 network input."""
+    if len(crops) == 0:
+        raise ValueError("crops is empty: expected at least one HxWx3 uint8 RGB image")
+    out = np.empty((len(crops), 3, size, size), np.float32)
+    for i, crop in enumerate(crops):
+        if not isinstance(crop, np.ndarray) or crop.dtype != np.uint8 or crop.ndim != 3 or crop.shape[2] != 3:
+            got = f"{crop.shape} {crop.dtype}" if isinstance(crop, np.ndarray) else type(crop).__name__
+            raise ValueError(f"crop {i} must be an HxWx3 uint8 RGB image, got {got}")
+        if crop.shape[0] == 0 or crop.shape[1] == 0:
+            raise ValueError(f"crop {i} is empty: shape {crop.shape}")
+        square = letterbox_square(crop, size).astype(np.float32)
+        out[i] = ((square * (1.0 / 255.0) - CROP_MEAN) / CROP_STD).transpose(2, 0, 1)
+    return out
+
+
+class Embedder:
+    """Runs an embedding engine on crops: ``Embedder(engine).embed(crops) -> (n, D) float32``.
+
+    The engine must take one (B, 3, S, S) float32 input (B may be dynamic) and give one (B, D)
+    output. Fixed-batch engines are fed one crop at a time. Rows are re-normalised to unit
+    length, so a model exported without its final normalisation still gives cosine-ready vectors.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        spec = engine.input()
+        out = engine.output()
+        if len(spec.shape) != 4 or spec.shape[1] != 3 or spec.shape[2] is None or spec.shape[2] != spec.shape[3]:
+            raise EngineError(
+                f"embedding model {engine.path.name}: input '{spec.name}' is {spec.describe()}, expected (B, 3, S, S) float32"
+            )
+        if spec.dtype != np.float32 or len(out.shape) != 2:
+            raise EngineError(
+                f"embedding model {engine.path.name}: expected float32 (B, 3, S, S) -> (B, D), "
+                f"got {spec.describe()} -> {out.describe()}"
+            )
+        self.engine = engine
+        self.size = int(spec.shape[2])
+        self.dim = out.shape[1]
+        self.fixed_batch = spec.shape[0]
+
+    def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        x = preprocess_crops(crops, self.size)
+        if self.fixed_batch is None:
+            rows = [self.engine.run(x)[self.engine.outputs[0].name]]
+        else:
+            b = self.fixed_batch
+            pad = (-len(x)) % b
+            xp = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
+            rows = [self.engine.run(np.ascontiguousarray(xp[i : i + b]))[self.engine.outputs[0].name].copy() for i in range(0, len(xp), b)]
+        emb = np.concatenate(rows)[: len(x)].astype(np.float32)
+        norms = np.linalg.norm(emb, axis=1, keepdims=True)
+        return emb / np.maximum(norms, 1e-12)
