@@ -146,6 +146,81 @@ class ModelsConfig:
 
 
 @dataclass(frozen=True)
+class PublishConfig:
+    """ZeroMQ PUB/REP endpoints and the JSONL sink (see docs/events.md)."""
+
+    pub: str
+    rep: str
+    send_hwm: int
+    events_jsonl: str
+    jsonl_fsync: Literal["never", "always"]
+    curve_keys: str
+    curve_on_loopback: bool
+    max_request_bytes: int
+    events_since_max: int
+    heartbeat_ivl_ms: int
+
+    def __post_init__(self) -> None:
+        for key in ("pub", "rep"):
+            value = getattr(self, key)
+            check("://" in value, f"publish.{key}", value, "a ZeroMQ endpoint like tcp://127.0.0.1:5556")
+        check(self.send_hwm > 0, "publish.send_hwm", self.send_hwm, "a positive number of messages")
+        check(self.max_request_bytes >= 64, "publish.max_request_bytes", self.max_request_bytes, "bytes >= 64")
+        check(self.events_since_max >= 1, "publish.events_since_max", self.events_since_max, "events >= 1")
+        check(self.heartbeat_ivl_ms >= 0, "publish.heartbeat_ivl_ms", self.heartbeat_ivl_ms, "milliseconds >= 0")
+
+
+@dataclass(frozen=True)
+class JournalConfig:
+    """The SQLite event journal (see caper_edge.journal)."""
+
+    path: str
+    synchronous: Literal["FULL", "NORMAL"]
+    max_size_mb: int
+    retain_events: int
+
+    def __post_init__(self) -> None:
+        check(self.max_size_mb >= 0, "journal.max_size_mb", self.max_size_mb, "MiB >= 0 (0: no cap)")
+        check(self.retain_events >= 0, "journal.retain_events", self.retain_events, "a number of events >= 0")
+
+
+@dataclass(frozen=True)
+class SupervisorConfig:
+    """The worker process, its restarts, systemd notification and health (see docs/deployment.md)."""
+
+    pipeline: str
+    start_timeout_s: float
+    heartbeat_interval_s: float
+    watchdog_stall_s: float
+    hang_timeout_s: float
+    backoff_initial_s: float
+    backoff_max_s: float
+    stable_after_s: float
+    stop_timeout_s: float
+    health_interval_s: float
+
+    def __post_init__(self) -> None:
+        module, _, attr = self.pipeline.partition(":")
+        check(bool(module) and bool(attr), "supervisor.pipeline", self.pipeline, "'package.module:factory'")
+        for key in ("start_timeout_s", "heartbeat_interval_s", "watchdog_stall_s", "hang_timeout_s",
+                    "backoff_initial_s", "stop_timeout_s", "health_interval_s"):
+            check(getattr(self, key) > 0, f"supervisor.{key}", getattr(self, key), "positive seconds")
+        check(self.backoff_max_s >= self.backoff_initial_s, "supervisor.backoff_max_s", self.backoff_max_s,
+              f"seconds >= supervisor.backoff_initial_s ({self.backoff_initial_s})")
+        check(self.stable_after_s >= 0, "supervisor.stable_after_s", self.stable_after_s, "seconds >= 0")
+        check(self.hang_timeout_s > self.heartbeat_interval_s, "supervisor.hang_timeout_s", self.hang_timeout_s,
+              f"more than supervisor.heartbeat_interval_s ({self.heartbeat_interval_s})")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """Log level and format (JSON lines under systemd, text in a terminal)."""
+
+    level: Literal["debug", "info", "warning", "error"]
+    format: Literal["auto", "json", "text"]
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; one attribute per TOML section."""
 
@@ -153,6 +228,10 @@ class Config:
     scale: ScaleConfig
     engines: EnginesConfig
     models: ModelsConfig
+    publish: PublishConfig
+    journal: JournalConfig
+    supervisor: SupervisorConfig
+    log: LogConfig
 
 
 # ---------------------------------------------------------------------------------------------
