@@ -16,6 +16,8 @@ from .errors import CaperError
 # name -> (module under caper_edge.commands, one-line help). Keep sorted by workflow.
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("info", "print build facts: compiler, SIMD, CUDA, GPUs"),
+    "engine": ("engine", "build TensorRT engines offline into the cache; list the cache"),
+    "gallery": ("gallery", "enroll SKUs into the gallery without retraining; show the gallery"),
 }
 
 
