@@ -130,8 +130,31 @@ class Journal:
         self._synchronous = synchronous
         self._max_size_bytes = max_size_bytes
         self._lock = threading.Lock()
-        self._conn = self._open_or_recover()
+        self._conn: sqlite3.Connection | None = self._open_or_recover()
+        self._inode = self._current_inode()
         self.journal_id: str = self._meta("journal_id") or ""
+
+    def _current_inode(self) -> int:
+        try:
+            return os.stat(self.path).st_ino
+        except OSError:
+            return -1
+
+    def reopen_if_replaced(self) -> bool:
+        """Reopen when another process moved the file aside and started a new one (a reader in
+        another process keeps reading the old inode otherwise). Returns True when reopened."""
+        inode = self._current_inode()
+        if inode == self._inode or inode == -1:
+            return False
+        with self._lock:
+            if self._conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.close()
+            self._conn = self._open_or_recover()
+        self._inode = self._current_inode()
+        self.journal_id = self._meta("journal_id") or ""
+        log.warning("journal %s was replaced by another process; reopened (journal_id %s)", self.path, self.journal_id)
+        return True
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -400,8 +423,22 @@ def _read_salvageable(path: Path) -> tuple[list[tuple[int, int, str, str]], tupl
     try:
         with contextlib.suppress(sqlite3.Error, ValueError):
             last_seq = int(conn.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()[0])
-        with contextlib.suppress(sqlite3.Error):
-            for row in conn.execute("SELECT seq, t_ns, type, body FROM events ORDER BY seq"):
+        top = last_seq
+        with contextlib.suppress(sqlite3.Error, TypeError):
+            top = max(top, int(conn.execute("SELECT MAX(seq) FROM events").fetchone()[0]))
+        # Read in chunks; a chunk that hits a damaged page is re-read row by row, so only the
+        # rows stored on damaged pages are lost.
+        chunk = 256
+        for start in range(1, top + 1, chunk):
+            query = "SELECT seq, t_ns, type, body FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq"
+            try:
+                rows = conn.execute(query, (start, start + chunk - 1)).fetchall()
+            except sqlite3.Error:
+                rows = []
+                for seq in range(start, start + chunk):
+                    with contextlib.suppress(sqlite3.Error):
+                        rows += conn.execute(query, (seq, seq)).fetchall()
+            for row in rows:
                 try:
                     Event.from_json_line(row[3])
                 except (ValueError, TypeError):
