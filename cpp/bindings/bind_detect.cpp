@@ -135,7 +135,10 @@ py::array_t<int64_t> nms(const py::array& xyxy, const py::array& score, float io
 
 }  // namespace
 
+void bind_jpeg(py::module_& m);  // bind_jpeg.cpp: module.cpp's dispatch list is fixed, so it rides here
+
 void bind_detect(py::module_& m) {
+  bind_jpeg(m);
   m.def("detect_decode", &decode, py::arg("raw"), py::arg("conf_threshold"), py::arg("iou_threshold"),
         py::arg("max_detections"), py::arg("class_agnostic"),
         R"doc(
