@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from ._cuda_interop import stream_handle
 
 __all__ = ["Detections", "decode", "decode_cuda", "nms"]
 
@@ -175,25 +176,6 @@ def decode(
     return Detections._from_core(_core.detect_decode(raw2d, conf, iou, cap, bool(class_agnostic)))
 
 
-def _stream_handle(stream: Any) -> int:
-    """A cudaStream_t as an integer from an int, a CuPy/PyTorch/Numba stream or a __cuda_stream__ owner."""
-    if isinstance(stream, numbers.Integral) and not isinstance(stream, bool):
-        if stream < 0:
-            raise ValueError(f"stream must be a cudaStream_t handle >= 0, got {stream}")
-        return int(stream)
-    if hasattr(stream, "__cuda_stream__"):
-        return int(stream.__cuda_stream__()[1])  # (version, handle) per the CUDA stream protocol
-    for attr in ("ptr", "cuda_stream", "handle"):  # CuPy, PyTorch, Numba
-        value = getattr(stream, attr, None)
-        if isinstance(value, numbers.Integral):
-            return int(value)
-        if value is not None and hasattr(value, "value"):  # Numba: ctypes c_void_p
-            return int(value.value or 0)
-    raise ValueError(
-        f"stream must be an integer cudaStream_t or a CuPy/PyTorch/Numba stream, got {type(stream).__name__}"
-    )
-
-
 def _device_array(raw: Any) -> tuple[int, str, tuple[int, ...], int]:
     """(pointer, dtype, shape, producer stream) from ``raw.__cuda_array_interface__``."""
     try:
@@ -260,7 +242,7 @@ def decode_cuda(
     cap = _check_max_detections(max_detections)
     pointer, dtype, shape, producer = _device_array(raw)
     rows, n = _check_raw_shape(shape)
-    handle = _stream_handle(stream)
+    handle = stream_handle(stream)
     if n == 0:
         return Detections.empty()
     return Detections._from_core(
