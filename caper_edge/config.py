@@ -71,6 +71,32 @@ class ScaleCalibrationConfig:
 
 
 @dataclass(frozen=True)
+class ScaleEventsConfig:
+    """Weight-event detector parameters (caper_edge.scale.WeightEventDetector; docs/weight_events.md).
+
+    Ranges are checked by the detector itself, which names the parameter and the value.
+    """
+
+    sample_rate_hz: float
+    noise_g: float
+    noise_adapt_s: float
+    min_delta_g: float
+    trigger_sigmas: float
+    active_std_sigmas: float
+    settle_window_s: float
+    settle_std_sigmas: float
+    settle_flat_sigmas: float
+    approach_tol_frac: float
+    baseline_window_s: float
+    guard_s: float
+    motion_holdoff_s: float
+    use_motion_flag: bool
+    provisional_tol_frac: float
+    hf_gate_ratio: float
+    max_gap_s: float
+
+
+@dataclass(frozen=True)
 class ScaleConfig:
     """Scale MCU link: where it is, how to reconnect, how its clock maps onto the host's."""
 
@@ -84,6 +110,7 @@ class ScaleConfig:
     clock_window_s: float
     clock_max_drift_ppm: float
     calibration: ScaleCalibrationConfig
+    events: ScaleEventsConfig
 
     def __post_init__(self) -> None:
         check(bool(self.port), "scale.port", self.port, "a device path or pyserial URL")
