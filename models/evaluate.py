@@ -1,0 +1,176 @@
+"""Evaluate exported models through the runtime path (caper_edge engines, preprocess, decode).
+
+    python -m models.evaluate detector --model detector.onnx --val DIR [--json out.json]
+    python -m models.evaluate gallery --model embedder.onnx --enroll DIR --val DIR \
+        --unknown-skus SKU034,... [--save-gallery gallery.npz] [--json out.json]
+
+Detector: frames letterboxed to the model input, raw output decoded by caper_edge.detect.decode
+(conf 0.001, IoU 0.6, 300 boxes: the usual mAP settings), COCO-style mAP50 and mAP50-95 against
+the labels in letterboxed pixels (models/metrics.py).
+
+Gallery: every SKU is enrolled from crops of the ``--enroll`` folder (other simulator seeds than
+``--val``), including SKUs the embedder never trained on. Queries are the ``--val`` crops. Reports
+top-1 / top-3 over all SKUs, top-1 on SKUs without a look-alike, the look-alike confusion, and the
+open-set ROC: a gallery without the ``--unknown-skus`` is calibrated on half of the queries (Youden
+threshold) and scored on the other half.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from caper_edge.embedding import Embedder
+from caper_edge.engines import OnnxRuntimeEngine, sha256_file
+from caper_edge.gallery import Gallery, SkuInfo
+
+from .data import load_crops, load_detection_set
+from .metrics import ImageDetections, detection_map, topk_accuracy
+
+
+def _engine(path: Path, threads: int = 1) -> OnnxRuntimeEngine:
+    return OnnxRuntimeEngine(path, intra_op_threads=threads, inter_op_threads=1, use_cuda=False)
+
+
+def evaluate_detector(model: Path, val: Path, limit: int | None = None, threads: int = 1, data=None) -> dict:
+    from caper_edge import detect
+
+    engine = _engine(model, threads)
+    size = int(engine.input().shape[2])
+    images, targets = data if data is not None else load_detection_set(val, size, limit)
+    num_classes = engine.output().shape[1] - 4
+    per_image = []
+    for img, tgt in zip(images, targets):
+        x = np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+        raw = engine.run(x)[engine.outputs[0].name]
+        dets = detect.decode(raw, conf_threshold=0.001, iou_threshold=0.6, max_detections=300)
+        per_image.append(ImageDetections(dets.xyxy, dets.score, dets.class_id, tgt[:, 1:5], tgt[:, 0].astype(int)))
+    result = detection_map(per_image, num_classes)
+    result.update(frames=len(images), model=str(model), model_sha256=sha256_file(model))
+    return result
+
+
+def _lookalike_groups(*roots: Path) -> dict[str, str]:
+    """SKU -> its look-alike twin, from dataset.json catalogs (``lookalike_of`` or ``lookalike_group``)."""
+    twins: dict[str, str] = {}
+    for root in roots:
+        meta = root / "dataset.json"
+        if not meta.exists():
+            continue
+        for row in json.loads(meta.read_text()).get("catalog", []):
+            other = row.get("lookalike_of")
+            if other:
+                twins[row["sku"]] = other
+                twins[other] = row["sku"]
+    return twins
+
+
+def build_gallery(embedder: Embedder, crops: Sequence[np.ndarray], labels: Sequence[str], per_sku: int, model_sha: str,
+                  exclude: set[str] = frozenset()) -> Gallery:
+    g = Gallery(embedder.dim, model_sha)
+    for sku in sorted(set(labels) - set(exclude)):
+        idx = [i for i, l in enumerate(labels) if l == sku][:per_sku]
+        g.add(SkuInfo(sku), embedder.embed([crops[i] for i in idx]))
+    return g
+
+
+def evaluate_gallery(model: Path, enroll: Path, val: Path, unknown_skus: Sequence[str], per_sku: int = 8,
+                     threads: int = 1, save_gallery: Path | None = None, data=None) -> dict:
+    engine = _engine(model, threads)
+    embedder = Embedder(engine)
+    model_sha = sha256_file(model)
+    (e_crops, e_labels), (q_crops, q_labels) = data if data is not None else (load_crops(enroll), load_crops(val))
+    gallery = build_gallery(embedder, e_crops, e_labels, per_sku, model_sha)
+    q_labels = list(q_labels)
+    enrolled = set(s.sku for s in gallery.skus)
+    keep = [i for i, l in enumerate(q_labels) if l in enrolled]
+    q_emb = embedder.embed([q_crops[i] for i in keep])
+    truth = [q_labels[i] for i in keep]
+    ranked = gallery.search(q_emb, k=3).skus
+    twins = _lookalike_groups(enroll, val)
+    plain = [j for j, t in enumerate(truth) if t not in twins]
+    alike = [j for j, t in enumerate(truth) if t in twins]
+    unknown = set(unknown_skus)
+    result = {
+        "model": str(model), "model_sha256": model_sha, "skus": len(gallery), "enrolled_per_sku": per_sku,
+        "queries": len(truth),
+        "top1": topk_accuracy(ranked, truth, 1),
+        "top3": topk_accuracy(ranked, truth, 3),
+        "top1_no_lookalike": topk_accuracy([ranked[j] for j in plain], [truth[j] for j in plain], 1) if plain else None,
+        "top1_lookalike": topk_accuracy([ranked[j] for j in alike], [truth[j] for j in alike], 1) if alike else None,
+        "lookalike_confused_with_twin": (float(np.mean([ranked[j][0] == twins[truth[j]] for j in alike])) if alike else None),
+        "top1_never_trained_skus": (topk_accuracy([ranked[j] for j, t in enumerate(truth) if t in unknown],
+                                                  [t for t in truth if t in unknown], 1) if unknown & set(truth) else None),
+    }
+    if unknown:
+        result["open_set"] = _open_set(embedder, e_crops, e_labels, q_emb, truth, unknown, per_sku, model_sha, gallery)
+    if save_gallery is not None:
+        gallery.save(save_gallery)
+        result["gallery"] = str(save_gallery)
+    return result
+
+
+def _open_set(embedder, e_crops, e_labels, q_emb, truth, unknown, per_sku, model_sha, full_gallery) -> dict:
+    known_gallery = build_gallery(embedder, e_crops, e_labels, per_sku, model_sha, exclude=unknown)
+    is_unknown = np.array([t in unknown for t in truth])
+    halves = np.arange(len(truth)) % 2 == 0            # calibrate on even queries, test on odd
+    cal = known_gallery.calibrate_unknown(q_emb[halves & ~is_unknown], q_emb[halves & is_unknown],
+                                          extra={"unknown_skus": sorted(unknown), "split": "even queries"})
+    test_known = known_gallery.search(q_emb[~halves & ~is_unknown]).unknown
+    test_unknown = known_gallery.search(q_emb[~halves & is_unknown]).unknown
+    # Ship the calibration with the full gallery too (same model, same score scale).
+    full_gallery.calibration = cal
+    known_top = known_gallery.sku_scores(q_emb[~halves & ~is_unknown]).max(1)
+    unknown_top = known_gallery.sku_scores(q_emb[~halves & is_unknown]).max(1)
+    from caper_edge.gallery import roc_curve
+
+    fpr, tpr, _ = roc_curve(-np.r_[known_top, unknown_top].astype(np.float64),
+                            np.r_[np.zeros(known_top.size, bool), np.ones(unknown_top.size, bool)])
+    return {
+        "unknown_skus": sorted(unknown), "threshold": cal.threshold, "calibration_auc": cal.auc,
+        "test_auc": float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)),
+        "test_true_unknown_rate": float(test_unknown.mean()), "test_false_unknown_rate": float(test_known.mean()),
+        "test_known_queries": int(test_known.size), "test_unknown_queries": int(test_unknown.size),
+        "roc_test": {"fpr": [round(float(v), 4) for v in fpr[:: max(1, len(fpr) // 50)]],
+                     "tpr": [round(float(v), 4) for v in tpr[:: max(1, len(tpr) // 50)]]},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m models.evaluate", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    d = sub.add_parser("detector")
+    d.add_argument("--model", type=Path, required=True)
+    d.add_argument("--val", type=Path, required=True)
+    d.add_argument("--limit", type=int)
+    g = sub.add_parser("gallery")
+    g.add_argument("--model", type=Path, required=True)
+    g.add_argument("--enroll", type=Path, required=True, help="folder whose crops are enrolled")
+    g.add_argument("--val", type=Path, required=True, help="held-out folder whose crops are the queries")
+    g.add_argument("--unknown-skus", default="", help="comma-separated SKUs left out for the open-set ROC")
+    g.add_argument("--per-sku", type=int, default=8, help="crops enrolled per SKU")
+    g.add_argument("--save-gallery", type=Path)
+    for p in (d, g):
+        p.add_argument("--threads", type=int, default=1)
+        p.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    if args.what == "detector":
+        result = evaluate_detector(args.model, args.val, args.limit, args.threads)
+    else:
+        result = evaluate_gallery(args.model, args.enroll, args.val, [s for s in args.unknown_skus.split(",") if s],
+                                  args.per_sku, args.threads, args.save_gallery)
+    text = json.dumps(result, indent=1)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

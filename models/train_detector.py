@@ -1,0 +1,112 @@
+"""Train the item/hand detector and export it to ONNX.
+
+    python -m models.train_detector --data DIR --epochs 30 --seed 0 --out models/out/detector
+
+DIR is the training-data layout (models/README.md). Writes OUT/detector.onnx (YOLOv8 output
+layout, see models/detector.py), OUT/detector.pt (weights) and OUT/train.json (arguments,
+per-epoch losses, wall time). CPU only; keep --threads at 1-2 on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import augment_detection, load_detection_set
+from .detector import TinyDetector, anchor_points, detection_loss
+from .export import export_detector
+
+
+def train(args: argparse.Namespace) -> dict:
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(args.seed)
+    t0 = time.monotonic()
+    images, targets = load_detection_set(args.data, args.size, args.limit)
+    print(f"loaded {len(images)} frames from {args.data} in {time.monotonic() - t0:.0f} s", flush=True)
+    model = TinyDetector(num_classes=2)
+    points, strides = anchor_points(args.size, args.size)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
+    steps_per_epoch = max(1, len(images) // args.batch)
+    total = args.epochs * steps_per_epoch
+    warmup = min(200, total // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup))) * 0.95 + 0.05
+    )
+    history = []
+    start = time.monotonic()
+    for epoch in range(args.epochs):
+        model.train()
+        order = rng.permutation(len(images))
+        sums = {"loss": 0.0, "cls": 0.0, "box": 0.0}
+        for step in range(steps_per_epoch):
+            idx = order[step * args.batch : (step + 1) * args.batch]
+            batch, tgts = [], []
+            for i in idx:
+                img, t = augment_detection(images[i], targets[i], rng)
+                batch.append(img)
+                tgts.append(torch.from_numpy(t))
+            x = torch.from_numpy(np.stack(batch).transpose(0, 3, 1, 2).copy()).float().div_(255.0)
+            ltrb, logits = model(x)
+            loss, parts = detection_loss(ltrb, logits, tgts, points, strides)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            opt.step()
+            sched.step()
+            sums["loss"] += float(loss.detach())
+            sums["cls"] += parts["cls"]
+            sums["box"] += parts["box"]
+        row = {"epoch": epoch + 1, **{k: v / steps_per_epoch for k, v in sums.items()}, "elapsed_s": round(time.monotonic() - start, 1)}
+        history.append(row)
+        print(json.dumps(row), flush=True)
+        if args.time_budget_min and time.monotonic() - start > args.time_budget_min * 60:
+            print(f"time budget of {args.time_budget_min} min reached after epoch {epoch + 1}", flush=True)
+            break
+    train_s = time.monotonic() - start
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), args.out / "detector.pt")
+    onnx_path = export_detector(model, args.out / "detector.onnx", args.size)
+    report = {
+        "command": "python -m models.train_detector " + " ".join(args.argv),
+        "data": str(args.data), "seed": args.seed, "frames": len(images), "epochs_run": len(history),
+        "train_seconds": round(train_s, 1), "threads": args.threads, "torch": torch.__version__,
+        "onnx": str(onnx_path), "onnx_bytes": onnx_path.stat().st_size, "history": history,
+    }
+    (args.out / "train.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m models.train_detector", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, required=True, help="training-data folder (images/, labels/)")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--size", type=int, default=320, help="input size in pixels (square)")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--limit", type=int, help="use only the first N frames")
+    ap.add_argument("--time-budget-min", type=float, help="stop after the epoch that passes this many minutes")
+    import sys
+
+    args = ap.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    report = train(parse(argv))
+    print(f"wrote {report['onnx']} ({report['onnx_bytes'] / 1e6:.2f} MB) after {report['train_seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
