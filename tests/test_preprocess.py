@@ -310,6 +310,18 @@ def test_median_depth_matches_numpy(rng):
         np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True)
 
 
+@pytest.mark.parametrize("low,high", [(250, 262), (1, 3), (65000, 65536), (0, 65536)])
+def test_median_depth_across_byte_boundaries(rng, low, high):
+    # the selection works on the high byte first: values straddling a multiple of 256 and the
+    # extremes of the 16-bit range must still give numpy's median
+    depth = rng.integers(low, high, (64, 64), dtype=np.uint16)
+    depth[rng.random(depth.shape) < 0.25] = 0
+    boxes = np.array([[0, 0, 64, 64], [3, 5, 40, 33], [10, 10, 11, 12], [0, 0, 64, 1]], np.float32)
+    got = pp.median_depth(depth, boxes, 1.0)
+    want = [numpy_median_depth(depth, b, 1.0) for b in boxes]
+    np.testing.assert_allclose(got, want, rtol=1e-7, equal_nan=True)
+
+
 def test_median_depth_hand_cases():
     depth = np.zeros((10, 10), np.uint16)
     depth[2, 2], depth[2, 3] = 1000, 2000  # even count: numpy.median averages -> 1.5 m

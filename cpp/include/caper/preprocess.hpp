@@ -62,7 +62,8 @@ void floats_to_half(const float* in, uint16_t* out, std::size_t n);
 // (a RealSense zero means "no measurement").
 void depth_to_meters(const uint16_t* raw, std::size_t n, float depth_scale, float invalid_value, float* out);
 
-// Median of the non-zero depth values inside each box, times depth_scale (metres).
+// Median of the non-zero depth values inside each box, times depth_scale (metres), found by
+// radix selection on the 16-bit values (two histogram passes over the box, no copy).
 // boxes: n x 4 (x1, y1, x2, y2) in pixel coordinates, pixel (u, v) covering [u, u+1) x [v, v+1);
 // the box is first shrunk about its centre to `inner_fraction` of its width and height (1: the
 // whole box), then every pixel it overlaps is used: u in [floor(x1), ceil(x2)), clipped to the

@@ -34,6 +34,7 @@ namespace {
 struct Scratch {
   std::vector<uint8_t> planes;  // 2 slots x 3 planes x src_w; general path: one padded tap row
   std::vector<float> hrows;     // 2 slots x 3 planes x new_w, general path
+  std::vector<uint32_t> rgbx;   // one yuyv row as RGBX words, general path
   std::vector<float> stage;     // 3 planes x dst_w, float16 output staging
   std::vector<int> x0, x1;      // per output column taps, general path
   std::vector<float> wx;
@@ -192,9 +193,9 @@ void resample_row(const TapRow& row, const int* __restrict x0, const int* __rest
 
 // Where the taps of source row `sy` are read from. rgb8 / bgr8 / gray are read in place, except
 // the image's last row, copied into `pad` so the 32-bit reads never run past the buffer; yuyv
-// is converted to RGBX words in `pad` (the same yuv_to_rgb as everywhere else).
+// is converted to RGBX words in `rgbx` (the same yuv_to_rgb as everywhere else).
 template <PixelFormat F>
-TapRow tap_row(const uint8_t* src, int w, bool last_row, std::vector<uint8_t>& pad) {
+TapRow tap_row(const uint8_t* src, int w, bool last_row, std::vector<uint8_t>& pad, std::vector<uint32_t>& rgbx) {
   constexpr int kBpp = F == PixelFormat::kYUYV ? 4 : bytes_per_pixel(F);
   TapRow t{src, kBpp, {0, 8, 16}};
   if constexpr (F == PixelFormat::kBGR8) {
@@ -204,17 +205,17 @@ TapRow tap_row(const uint8_t* src, int w, bool last_row, std::vector<uint8_t>& p
     t.shift[1] = t.shift[2] = 0;
   }
   if constexpr (F == PixelFormat::kYUYV) {
-    pad.resize(static_cast<std::size_t>(4) * w);
-    uint8_t* out = pad.data();
+    rgbx.resize(static_cast<std::size_t>(w));
+    uint32_t* __restrict out = rgbx.data();
     for (int k = 0; k < w / 2; ++k) {
       const uint8_t* p = src + 4 * k;
       const YuvChroma uv = yuv_chroma(p[1], p[3]);
       const Rgb8 a = yuv_to_rgb(p[0], uv);
       const Rgb8 e = yuv_to_rgb(p[2], uv);
-      const uint8_t px[8] = {a.r, a.g, a.b, 0, e.r, e.g, e.b, 0};
-      std::memcpy(out + 8 * k, px, sizeof px);
+      out[2 * k] = uint32_t{a.r} | uint32_t{a.g} << 8 | uint32_t{a.b} << 16;
+      out[2 * k + 1] = uint32_t{e.r} | uint32_t{e.g} << 8 | uint32_t{e.b} << 16;
     }
-    t.base = pad.data();
+    t.base = reinterpret_cast<const uint8_t*>(rgbx.data());
   } else if (last_row) {
     const std::size_t bytes = static_cast<std::size_t>(w) * kBpp;
     pad.assign(bytes + 4, 0);
@@ -279,7 +280,7 @@ void run(const ImageView& im, const Geometry& g, const Affine& n, const float pa
     s.hrows.resize(2 * hslot);
     int key[2] = {-1, -1};  // source row held by each slot of horizontally resampled rows
     auto ensure = [&](int sy, int slot) {
-      const TapRow row = tap_row<F>(src_row(sy), g.src_w, sy == g.src_h - 1, s.planes);
+      const TapRow row = tap_row<F>(src_row(sy), g.src_w, sy == g.src_h - 1, s.planes, s.rgbx);
       resample_row(row, s.x0.data(), s.x1.data(), s.wx.data(), nw, s.hrows.data() + slot * hslot);
       key[slot] = sy;
     };
