@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("info", "print build facts: compiler, SIMD, CUDA, GPUs"),
     "engine": ("engine", "build TensorRT engines offline into the cache; list the cache"),
     "gallery": ("gallery", "enroll SKUs into the gallery without retraining; show the gallery"),
+    "scale-sim": ("scale_sim", "simulate the scale MCU on a pty (scenario or bag) to run without hardware"),
+    "calibrate": ("calibrate", "tare and per-cell gains of the basket scale, written into the config"),
 }
 
 
