@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <limits>
 #include <stdexcept>
-#include <unordered_map>
 #include <utility>
 
 #include "caper/detect.hpp"
@@ -49,14 +48,17 @@ inline double intersection_area(const RectD& a, const RectD& b) {
 }
 
 // True when `candidate` must go because it overlaps the already kept box too much.
+// `iou_threshold` is in [0, 1] (checked by the callers), so disjoint boxes (IoU 0) never suppress:
+// the common case returns before the division.
 inline bool suppresses(const RectD& kept, const RectD& candidate, float iou_threshold) {
   const double area_sum = kept.area + candidate.area;
-  float overlap = 1.0f;  // areas summing to ~0 (two empty boxes): treated as identical
-  if (area_sum > std::numeric_limits<double>::epsilon()) {
-    const double inter = intersection_area(kept, candidate);
-    const double iou = inter / (area_sum - inter);
-    overlap = 1.0f - static_cast<float>(1.0 - iou);  // OpenCV's Jaccard distance, rounded to float
+  if (!(area_sum > std::numeric_limits<double>::epsilon())) {
+    return !(1.0f <= iou_threshold);  // areas summing to ~0 (two empty boxes): treated as identical
   }
+  const double inter = intersection_area(kept, candidate);
+  if (inter == 0.0) return false;
+  const double iou = inter / (area_sum - inter);
+  const float overlap = 1.0f - static_cast<float>(1.0 - iou);  // OpenCV's Jaccard distance, rounded to float
   return !(overlap <= iou_threshold);
 }
 
@@ -67,50 +69,65 @@ inline uint64_t order_key(float score, uint32_t tiebreak) {
   return (static_cast<uint64_t>(~ascending) << 32) | tiebreak;
 }
 
-// Kept boxes, chained per class (or one chain for class-agnostic NMS).
+// Kept boxes of each group (a class; one group for class-agnostic NMS), each group in its own
+// contiguous region of one buffer sized by the group's number of candidates: a candidate scans
+// only its own class's kept boxes, sequentially, and no per-class allocation happens.
 class GreedySelector {
  public:
-  GreedySelector(float iou_threshold, bool per_class, int32_t class_min, int32_t class_max, std::size_t reserve)
-      : iou_threshold_(iou_threshold), per_class_(per_class), class_min_(class_min) {
-    kept_.reserve(reserve);
-    previous_.reserve(reserve);
-    // A dense head table when the id range is reasonable (always, for decoded class ids).
-    const int64_t range = static_cast<int64_t>(class_max) - class_min + 1;
-    dense_ = per_class && range <= (int64_t{1} << 20);
-    if (dense_) heads_.assign(static_cast<std::size_t>(range), -1);
+  // groups[i] in [0, num_groups): the group of the i-th box that will be offered.
+  GreedySelector(float iou_threshold, const std::vector<int32_t>& groups, int32_t num_groups)
+      : iou_threshold_(iou_threshold), end_(static_cast<std::size_t>(num_groups), 0), storage_(groups.size()) {
+    for (const int32_t g : groups) ++end_[static_cast<std::size_t>(g)];
+    std::size_t offset = 0;
+    for (std::size_t& e : end_) {  // counts -> start of each region (nothing kept yet)
+      const std::size_t count = e;
+      e = offset;
+      offset += count;
+    }
+    begin_ = end_;
   }
 
-  // Keeps `box` unless a kept box of the same chain suppresses it; returns whether it was kept.
-  bool offer(const RectD& box, int32_t class_id) {
-    int32_t& head = chain_head(class_id);
-    for (int32_t k = head; k >= 0; k = previous_[static_cast<std::size_t>(k)]) {
-      if (suppresses(kept_[static_cast<std::size_t>(k)], box, iou_threshold_)) return false;
+  // Keeps `box` unless a kept box of its group suppresses it; returns whether it was kept.
+  bool offer(const RectD& box, int32_t group) {
+    const auto g = static_cast<std::size_t>(group);
+    const RectD* kept = storage_.data();
+    for (std::size_t k = begin_[g]; k < end_[g]; ++k) {
+      if (suppresses(kept[k], box, iou_threshold_)) return false;
     }
-    previous_.push_back(head);
-    head = static_cast<int32_t>(kept_.size());
-    kept_.push_back(box);
+    storage_[end_[g]++] = box;
+    ++kept_;
     return true;
   }
 
-  std::size_t kept() const { return kept_.size(); }
+  std::size_t kept() const { return kept_; }
 
  private:
-  int32_t& chain_head(int32_t class_id) {
-    if (!per_class_) return single_head_;
-    if (dense_) return heads_[static_cast<std::size_t>(static_cast<int64_t>(class_id) - class_min_)];
-    return sparse_heads_.try_emplace(class_id, -1).first->second;
-  }
-
   float iou_threshold_;
-  bool per_class_;
-  int32_t class_min_;
-  bool dense_ = false;
-  int32_t single_head_ = -1;
-  std::vector<int32_t> heads_;
-  std::unordered_map<int32_t, int32_t> sparse_heads_;
-  std::vector<RectD> kept_;
-  std::vector<int32_t> previous_;  // previous kept box of the same chain, -1 at the end
+  std::vector<std::size_t> end_;    // one past the last kept box of each group
+  std::vector<std::size_t> begin_;  // first slot of each group's region
+  std::vector<RectD> storage_;
+  std::size_t kept_ = 0;
 };
+
+// Dense group numbers 0..G-1 for class ids: an offset when the id range is small (always, for
+// decoded classes), else the rank among the distinct ids. Returns G.
+int32_t dense_groups(const std::vector<int32_t>& class_ids, std::vector<int32_t>* groups) {
+  groups->resize(class_ids.size());
+  if (class_ids.empty()) return 0;
+  const auto [lo, hi] = std::minmax_element(class_ids.begin(), class_ids.end());
+  const int64_t range = static_cast<int64_t>(*hi) - *lo + 1;
+  if (range <= 4 * static_cast<int64_t>(class_ids.size()) + 1024) {
+    for (std::size_t i = 0; i < class_ids.size(); ++i) (*groups)[i] = static_cast<int32_t>(class_ids[i] - int64_t{*lo});
+    return static_cast<int32_t>(range);
+  }
+  std::vector<int32_t> distinct(class_ids);
+  std::sort(distinct.begin(), distinct.end());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  for (std::size_t i = 0; i < class_ids.size(); ++i) {
+    (*groups)[i] = static_cast<int32_t>(std::lower_bound(distinct.begin(), distinct.end(), class_ids[i]) - distinct.begin());
+  }
+  return static_cast<int32_t>(distinct.size());
+}
 
 using KeyedIndex = std::pair<uint64_t, uint32_t>;  // (order key, position)
 
@@ -128,23 +145,25 @@ void nms_candidates(std::vector<Candidate>* candidates, const DecodeParams& para
 
   // 1. One sort by (score desc, raw column asc): the order OpenCV's stable sort gives.
   std::vector<KeyedIndex> order(cands.size());
-  int32_t class_min = std::numeric_limits<int32_t>::max(), class_max = std::numeric_limits<int32_t>::min();
   for (std::size_t i = 0; i < cands.size(); ++i) {
     order[i] = {order_key(cands[i].score, static_cast<uint32_t>(cands[i].index)), static_cast<uint32_t>(i)};
-    class_min = std::min(class_min, cands[i].class_id);
-    class_max = std::max(class_max, cands[i].class_id);
   }
   sort_by_key(&order);
 
   // 2. Greedy selection in that order, per class unless class-agnostic, until the cap.
+  std::vector<int32_t> class_ids(order.size(), 0), groups;
+  if (!params.class_agnostic) {
+    for (std::size_t i = 0; i < order.size(); ++i) class_ids[i] = cands[order[i].second].class_id;
+  }
+  const int32_t num_groups = dense_groups(class_ids, &groups);
+  GreedySelector selector(params.iou_threshold, groups, num_groups);
   const auto cap = static_cast<std::size_t>(std::min<int64_t>(params.max_detections, static_cast<int64_t>(cands.size())));
-  GreedySelector selector(params.iou_threshold, !params.class_agnostic, class_min, class_max, cap);
   out->xyxy.reserve(4 * cap);
   out->score.reserve(cap);
   out->class_id.reserve(cap);
-  for (const KeyedIndex& entry : order) {
-    const Candidate& c = cands[entry.second];
-    if (!selector.offer(make_rect(c.x1, c.y1, c.w, c.h), c.class_id)) continue;
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    const Candidate& c = cands[order[i].second];
+    if (!selector.offer(make_rect(c.x1, c.y1, c.w, c.h), groups[i])) continue;
     out->xyxy.insert(out->xyxy.end(), {c.x1, c.y1, c.x2, c.y2});
     out->score.push_back(c.score);
     out->class_id.push_back(c.class_id);
@@ -161,29 +180,25 @@ std::vector<int64_t> nms(const float* xyxy, const float* score, const int32_t* c
   // 1. Drop what can never be kept (NaN score, non-finite box), then sort the rest once.
   std::vector<KeyedIndex> order;
   order.reserve(static_cast<std::size_t>(n));
-  int32_t class_min = 0, class_max = 0;
   for (int64_t i = 0; i < n; ++i) {
     const float* b = xyxy + 4 * i;
     if (score[i] != score[i] || !is_finite(b[0]) || !is_finite(b[1]) || !is_finite(b[2]) || !is_finite(b[3])) continue;
-    if (class_id) {
-      class_min = order.empty() ? class_id[i] : std::min(class_min, class_id[i]);
-      class_max = order.empty() ? class_id[i] : std::max(class_max, class_id[i]);
-    }
     order.emplace_back(order_key(score[i], static_cast<uint32_t>(i)), static_cast<uint32_t>(i));
   }
   sort_by_key(&order);
 
   // 2. Greedy selection; a box's width and height are x2 - x1 and y2 - y1 in float32.
+  std::vector<int32_t> class_ids(order.size(), 0), groups;
+  if (class_id) {
+    for (std::size_t i = 0; i < order.size(); ++i) class_ids[i] = class_id[order[i].second];
+  }
+  const int32_t num_groups = dense_groups(class_ids, &groups);
+  GreedySelector selector(iou_threshold, groups, num_groups);
   const auto cap = static_cast<std::size_t>(std::min<int64_t>(max_detections, static_cast<int64_t>(order.size())));
-  if (cap == 0) return kept_rows;
-  GreedySelector selector(iou_threshold, class_id != nullptr, class_min, class_max, cap);
   kept_rows.reserve(cap);
-  for (const KeyedIndex& entry : order) {
-    const float* b = xyxy + 4 * static_cast<int64_t>(entry.second);
-    const RectD rect = make_rect(b[0], b[1], b[2] - b[0], b[3] - b[1]);
-    if (!selector.offer(rect, class_id ? class_id[entry.second] : 0)) continue;
-    kept_rows.push_back(entry.second);
-    if (selector.kept() == cap) break;
+  for (std::size_t i = 0; i < order.size() && kept_rows.size() < cap; ++i) {
+    const float* b = xyxy + 4 * static_cast<int64_t>(order[i].second);
+    if (selector.offer(make_rect(b[0], b[1], b[2] - b[0], b[3] - b[1]), groups[i])) kept_rows.push_back(order[i].second);
   }
   return kept_rows;
 }
