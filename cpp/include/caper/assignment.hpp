@@ -34,6 +34,8 @@ struct AssignmentWorkspace {
   std::vector<int32_t> pred, cols, free_rows, matches;
   std::vector<int32_t> comp_of_row, comp_of_col, queue;  // connected components of allowed pairs
   std::vector<int32_t> comp_rows, comp_cols;
+  std::vector<int32_t> row_start, row_order, col_start, col_order;  // rows/cols bucketed by component
+  std::vector<int32_t> cursor;
   std::vector<double> scratch;       // converted copy of a float input
 };
 

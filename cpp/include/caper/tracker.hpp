@@ -116,6 +116,7 @@ struct TrackTable {
   std::vector<float> sku_prob;    // sku_top_k per track, 0 padded
   std::vector<int64_t> t_first_ns, t_last_ns;
   void clear();
+  void resize(std::size_t rows, std::size_t top_k);
   std::size_t size() const { return track_id.size(); }
 };
 
@@ -150,7 +151,8 @@ class Tracker {
   void split_detections(const FrameInput& in);
   void associate(Stage stage, std::vector<int32_t>& track_pool, std::vector<int32_t>& dets,
                  const FrameInput& in);
-  double pair_cost(Stage stage, const Track& t, int32_t det, const FrameInput& in) const;
+  void fill_cost_row(Stage stage, const Track& t, const std::vector<int32_t>& dets, const FrameInput& in,
+                     double* out);
   void apply_match(Track& t, int32_t det, bool reliable, const FrameInput& in);
   void start_tracks(const std::vector<int32_t>& dets, const FrameInput& in);
   void mark_lost_and_expire();
@@ -158,7 +160,9 @@ class Tracker {
   void update_rest_and_zones();
   void update_sku_summary(Track& t) const;
   void emit_output();
-  void append_row(TrackTable& table, const Track& t) const;
+  void write_row(TrackTable& table, std::size_t r, const Track& t) const;
+  template <typename Keep>
+  void fill_table(TrackTable& table, Keep keep) const;
   double timeout_s(const Track& t) const;
 
   TrackerParams p_;
@@ -179,6 +183,8 @@ class Tracker {
   std::vector<int32_t> row_to_col_;
   std::vector<int32_t> left_tracks_, left_dets_;
   std::vector<uint8_t> det_has_match_;
+  // Boxes of the current stage's detections as structure of arrays (vectorised IoU rows).
+  std::vector<double> sx1_, sy1_, sx2_, sy2_, sarea_, iou_row_, iou_last_;
   AssignmentWorkspace ws_;
   TrackTable out_;
   std::vector<ZoneTransition> transitions_;

@@ -215,36 +215,67 @@ struct Problem {
   double at(std::size_t i, std::size_t j) const { return cost[i * n_cols + j]; }
 };
 
-// Returns true when every entry is allowed (dense, no forbidden pair).
-bool scan(const Problem& p) {
+// Validates every entry and returns the number of allowed pairs. Branch-free accumulation (it
+// vectorises); the position of a bad entry is looked up only when there is one.
+std::size_t scan(const Problem& p) {
   const std::size_t total = p.n_rows * p.n_cols;
-  bool all_allowed = true;
+  int64_t bad = 0, allowed = 0;
+  const double limit = p.limit;
+  const double* cost = p.cost;
   for (std::size_t k = 0; k < total; ++k) {
-    const double c = p.cost[k];
-    if (std::isnan(c) || c == -kInf) {
-      throw std::invalid_argument("cost[" + std::to_string(k / p.n_cols) + ", " +
-                                  std::to_string(k % p.n_cols) + "] is " +
-                                  (std::isnan(c) ? "nan" : "-inf") +
-                                  ": expected a finite number or +inf (forbidden pair)");
-    }
-    all_allowed &= c < p.limit;
+    const double c = cost[k];
+    // c > -inf is false for NaN and -inf alike.
+    bad += c > -kInf ? 0 : 1;
+    allowed += c < limit ? 1 : 0;
   }
-  return all_allowed;
+  if (bad != 0) {
+    for (std::size_t k = 0; k < total; ++k) {
+      const double c = p.cost[k];
+      if (std::isnan(c) || c == -kInf) {
+        throw std::invalid_argument("cost[" + std::to_string(k / p.n_cols) + ", " +
+                                    std::to_string(k % p.n_cols) + "] is " +
+                                    (std::isnan(c) ? "nan" : "-inf") +
+                                    ": expected a finite number or +inf (forbidden pair)");
+      }
+    }
+  }
+  return static_cast<std::size_t>(allowed);
 }
 
 // Label rows and columns with the connected component of the allowed-pair graph they belong
-// to (-1: no allowed pair at all). Returns the number of components.
+// to (-1: no allowed pair at all). Builds row and column adjacency lists first (one pass over
+// the matrix), then a BFS over them. Returns the number of components.
 int32_t label_components(const Problem& p, AssignmentWorkspace& ws) {
   const auto n = static_cast<int32_t>(p.n_rows), m = static_cast<int32_t>(p.n_cols);
+  std::vector<int32_t>& row_start = ws.row_start;  // reused: bucket() runs after this
+  std::vector<int32_t>& row_adj = ws.row_order;
+  std::vector<int32_t>& col_start = ws.col_start;
+  std::vector<int32_t>& col_adj = ws.col_order;
+  row_start.assign(static_cast<std::size_t>(n) + 1, 0);
+  col_start.assign(static_cast<std::size_t>(m) + 1, 0);
+  row_adj.clear();
+  for (int32_t i = 0; i < n; ++i) {
+    const double* row = p.cost + static_cast<std::size_t>(i) * p.n_cols;
+    for (int32_t j = 0; j < m; ++j) {
+      if (row[j] < p.limit) {
+        row_adj.push_back(j);
+        ++col_start[j + 1];
+      }
+    }
+    row_start[i + 1] = static_cast<int32_t>(row_adj.size());
+  }
+  for (int32_t j = 0; j < m; ++j) col_start[j + 1] += col_start[j];
+  col_adj.resize(row_adj.size());
+  ws.cursor.assign(col_start.begin(), col_start.end() - 1);
+  for (int32_t i = 0; i < n; ++i)
+    for (int32_t e = row_start[i]; e < row_start[i + 1]; ++e) col_adj[ws.cursor[row_adj[e]]++] = i;
+
   ws.comp_of_row.assign(n, -1);
   ws.comp_of_col.assign(m, -1);
   ws.queue.resize(static_cast<std::size_t>(n) + m);
   int32_t n_comp = 0;
   for (int32_t start = 0; start < n; ++start) {
-    if (ws.comp_of_row[start] >= 0) continue;
-    bool any = false;
-    for (int32_t j = 0; j < m && !any; ++j) any = p.allowed(start, j);
-    if (!any) continue;
+    if (ws.comp_of_row[start] >= 0 || row_start[start] == row_start[start + 1]) continue;
     // Queue entries: row r as r, column c as n + c.
     int32_t head = 0, tail = 0;
     ws.queue[tail++] = start;
@@ -252,16 +283,18 @@ int32_t label_components(const Problem& p, AssignmentWorkspace& ws) {
     while (head < tail) {
       const int32_t node = ws.queue[head++];
       if (node < n) {
-        for (int32_t j = 0; j < m; ++j) {
-          if (ws.comp_of_col[j] < 0 && p.allowed(node, j)) {
+        for (int32_t e = row_start[node]; e < row_start[node + 1]; ++e) {
+          const int32_t j = row_adj[e];
+          if (ws.comp_of_col[j] < 0) {
             ws.comp_of_col[j] = n_comp;
             ws.queue[tail++] = n + j;
           }
         }
       } else {
         const int32_t j = node - n;
-        for (int32_t i = 0; i < n; ++i) {
-          if (ws.comp_of_row[i] < 0 && p.allowed(i, j)) {
+        for (int32_t e = col_start[j]; e < col_start[j + 1]; ++e) {
+          const int32_t i = col_adj[e];
+          if (ws.comp_of_row[i] < 0) {
             ws.comp_of_row[i] = n_comp;
             ws.queue[tail++] = i;
           }
@@ -271,6 +304,20 @@ int32_t label_components(const Problem& p, AssignmentWorkspace& ws) {
     ++n_comp;
   }
   return n_comp;
+}
+
+// Stable counting sort of indices by label (label -1 is dropped): order[start[c], start[c+1])
+// lists the indices labelled c in increasing order.
+void bucket(const std::vector<int32_t>& label, int32_t n_labels, std::vector<int32_t>& start,
+            std::vector<int32_t>& order, std::vector<int32_t>& cursor) {
+  start.assign(static_cast<std::size_t>(n_labels) + 1, 0);
+  for (int32_t l : label)
+    if (l >= 0) ++start[l + 1];
+  for (int32_t c = 0; c < n_labels; ++c) start[c + 1] += start[c];
+  order.resize(start[n_labels]);
+  cursor.assign(start.begin(), start.end() - 1);
+  for (int32_t i = 0; i < static_cast<int32_t>(label.size()); ++i)
+    if (label[i] >= 0) order[cursor[label[i]]++] = i;
 }
 
 // Maximum number of allowed pairs that can be matched at once in a component (Kuhn's
@@ -400,7 +447,7 @@ std::size_t solve(const Problem& p, int32_t* row_to_col, AssignmentWorkspace& ws
   if (std::isnan(p.limit)) throw std::invalid_argument("cost_limit is nan: expected a number or inf");
   std::fill(row_to_col, row_to_col + p.n_rows, -1);
   if (p.n_rows == 0 || p.n_cols == 0) return 0;
-  const bool dense = scan(p);
+  const bool dense = scan(p) == p.n_rows * p.n_cols;
   const auto n = static_cast<int32_t>(p.n_rows), m = static_cast<int32_t>(p.n_cols);
   if (dense && n == m && p.limit == kInf) {
     // The common square case runs on the caller's buffer without any copy.
@@ -415,13 +462,12 @@ std::size_t solve(const Problem& p, int32_t* row_to_col, AssignmentWorkspace& ws
     solve_component(p, ws.comp_rows, ws.comp_cols, row_to_col, ws);
   } else {
     const int32_t n_comp = label_components(p, ws);
+    // Bucket rows and columns by component (counting sort), then solve each component.
+    bucket(ws.comp_of_row, n_comp, ws.row_start, ws.row_order, ws.cursor);
+    bucket(ws.comp_of_col, n_comp, ws.col_start, ws.col_order, ws.cursor);
     for (int32_t comp = 0; comp < n_comp; ++comp) {
-      ws.comp_rows.clear();
-      ws.comp_cols.clear();
-      for (int32_t i = 0; i < n; ++i)
-        if (ws.comp_of_row[i] == comp) ws.comp_rows.push_back(i);
-      for (int32_t j = 0; j < m; ++j)
-        if (ws.comp_of_col[j] == comp) ws.comp_cols.push_back(j);
+      ws.comp_rows.assign(ws.row_order.begin() + ws.row_start[comp], ws.row_order.begin() + ws.row_start[comp + 1]);
+      ws.comp_cols.assign(ws.col_order.begin() + ws.col_start[comp], ws.col_order.begin() + ws.col_start[comp + 1]);
       solve_component(p, ws.comp_rows, ws.comp_cols, row_to_col, ws);
     }
   }

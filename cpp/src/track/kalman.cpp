@@ -2,7 +2,10 @@
 // H = [I, 0] instead of general matrix products (see kalman.hpp for the model).
 #include "caper/kalman.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 namespace caper::track {
 
@@ -45,52 +48,104 @@ void KalmanBoxFilter::predict(BoxState& s, double dt) const {
   }
 }
 
+namespace {
+
+// F, Q, R and P0 only couple each coordinate with its own velocity, so a covariance built by
+// initiate/predict/update stays block diagonal: four independent 2x2 blocks (k, k+4). For such
+// a covariance the update separates into four scalar-measurement filters.
+bool is_axis_separable(const double* P) {
+  // OR of the bit patterns (sign ignored) of every entry outside the blocks: branch-free, so
+  // the compiler vectorises it; NaN or inf there also takes the general path.
+  uint64_t off_block = 0;
+  for (int i = 0; i < 64; ++i) {
+    uint64_t bits;
+    std::memcpy(&bits, P + i, sizeof bits);
+    const bool outside = ((i >> 3) & 3) != (i & 3);
+    off_block |= outside ? (bits & 0x7FFFFFFFFFFFFFFFull) : 0ull;
+  }
+  return off_block == 0;
+}
+
+void update_separable(BoxState& s, const std::array<double, 4>& r, const double* xywh) {
+  double* P = s.cov.data();
+  for (int k = 0; k < 4; ++k) {
+    const int v = k + 4;
+    const double pxx = P[k * 8 + k], pxv = P[k * 8 + v], pvv = P[v * 8 + v];
+    const double S = pxx + r[k] * r[k];
+    const double kx = pxx / S, kv = pxv / S;
+    const double innovation = xywh[k] - s.mean[k];
+    s.mean[k] += kx * innovation;
+    s.mean[v] += kv * innovation;
+    P[k * 8 + k] = pxx - kx * pxx;
+    P[k * 8 + v] = P[v * 8 + k] = pxv - kx * pxv;
+    P[v * 8 + v] = pvv - kv * pxv;
+  }
+}
+
+}  // namespace
+
 void KalmanBoxFilter::update(BoxState& s, const double* xywh) const {
   const std::array<double, 4> r = size_scaled(s.mean, measurement_std);
   double* P = s.cov.data();
-  // S = H P H' + R (the top-left 4x4 block plus R), factorised S = L L' (Cholesky).
-  double L[16] = {};
+  if (is_axis_separable(P)) return update_separable(s, r, xywh);
+  // General covariance (e.g. one handed in from Python): the full 8x8 update.
+  // S = H P H' + R: the top-left 4x4 block of P plus R. Invert it through its Cholesky factor
+  // S = L L' (S^-1 = L'^-1 L^-1); 4x4 is small enough that the explicit inverse is cheapest.
+  double L[4][4] = {};
   for (int i = 0; i < 4; ++i) {
     for (int j = 0; j <= i; ++j) {
       double sum = P[i * 8 + j] + (i == j ? r[i] * r[i] : 0.0);
-      for (int k = 0; k < j; ++k) sum -= L[i * 4 + k] * L[j * 4 + k];
-      L[i * 4 + j] = i == j ? std::sqrt(sum) : sum / L[j * 4 + j];
+      for (int k = 0; k < j; ++k) sum -= L[i][k] * L[j][k];
+      L[i][j] = i == j ? std::sqrt(sum) : sum / L[j][j];
     }
   }
-  // K' = S^-1 H P' = S^-1 (P[0:4, :]) since P is symmetric: solve L L' X = P[0:4, :].
-  double Kt[4 * 8];
-  for (int c = 0; c < 8; ++c) {
-    double t[4];
-    for (int i = 0; i < 4; ++i) {
-      double sum = P[i * 8 + c];
-      for (int k = 0; k < i; ++k) sum -= L[i * 4 + k] * t[k];
-      t[i] = sum / L[i * 4 + i];
+  double Linv[4][4] = {};  // lower triangular
+  for (int i = 0; i < 4; ++i) {
+    Linv[i][i] = 1.0 / L[i][i];
+    for (int j = 0; j < i; ++j) {
+      double sum = 0.0;
+      for (int k = j; k < i; ++k) sum -= L[i][k] * Linv[k][j];
+      Linv[i][j] = sum * Linv[i][i];
     }
-    for (int i = 3; i >= 0; --i) {
-      double sum = t[i];
-      for (int k = i + 1; k < 4; ++k) sum -= L[k * 4 + i] * Kt[k * 8 + c];
-      Kt[i * 8 + c] = sum / L[i * 4 + i];
+  }
+  double Sinv[4][4];
+  for (int i = 0; i < 4; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      double sum = 0.0;
+      for (int k = std::max(i, j); k < 4; ++k) sum += Linv[k][i] * Linv[k][j];
+      Sinv[i][j] = sum;
+    }
+  }
+  // K = P H' S^-1 = P[:, 0:4] S^-1 (8x4).
+  double K[8][4];
+  for (int a = 0; a < 8; ++a) {
+    for (int j = 0; j < 4; ++j) {
+      double sum = 0.0;
+      for (int i = 0; i < 4; ++i) sum += P[a * 8 + i] * Sinv[i][j];
+      K[a][j] = sum;
     }
   }
   double innovation[4];
   for (int i = 0; i < 4; ++i) innovation[i] = xywh[i] - s.mean[i];
-  for (int c = 0; c < 8; ++c) {
-    double sum = 0.0;
-    for (int i = 0; i < 4; ++i) sum += Kt[i * 8 + c] * innovation[i];
-    s.mean[c] += sum;
-  }
-  // P -= K S K' = K (H P) = K P[0:4, :]; compute from the old P into a copy.
-  const std::array<double, 64> old = s.cov;
   for (int a = 0; a < 8; ++a) {
-    for (int b = 0; b < 8; ++b) {
+    double sum = 0.0;
+    for (int i = 0; i < 4; ++i) sum += K[a][i] * innovation[i];
+    s.mean[a] += sum;
+  }
+  // P -= K S K' = K (H P) = K P[0:4, :]. Computed on the upper triangle from the old rows
+  // 0..3 (saved first: they change) and mirrored, which also keeps P exactly symmetric.
+  double top[4][8];
+  for (int i = 0; i < 4; ++i)
+    for (int b = 0; b < 8; ++b) top[i][b] = P[i * 8 + b];
+  for (int a = 0; a < 8; ++a) {
+    for (int b = a; b < 8; ++b) {
       double sum = 0.0;
-      for (int i = 0; i < 4; ++i) sum += Kt[i * 8 + a] * old[i * 8 + b];
-      P[a * 8 + b] = old[a * 8 + b] - sum;
+      for (int i = 0; i < 4; ++i) sum += K[a][i] * top[i][b];
+      const double v = P[a * 8 + b] - sum;
+      P[a * 8 + b] = v;
+      P[b * 8 + a] = v;
     }
   }
-  // Symmetrise: the product above is symmetric in exact arithmetic only.
-  for (int a = 0; a < 8; ++a)
-    for (int b = a + 1; b < 8; ++b) P[a * 8 + b] = P[b * 8 + a] = 0.5 * (P[a * 8 + b] + P[b * 8 + a]);
 }
 
 std::array<double, 64> KalmanBoxFilter::transition(double dt) const {

@@ -51,7 +51,9 @@ double iou(const Box& a, const Box& b) {
   return uni > 0.0 ? inter / uni : 0.0;
 }
 
-double diagonal(const Box& b) { return std::hypot(b[2] - b[0], b[3] - b[1]); }
+double norm2(double x, double y) { return std::sqrt(x * x + y * y); }  // hypot is slow
+
+double diagonal(const Box& b) { return norm2(b[2] - b[0], b[3] - b[1]); }
 
 double cosine_distance(const float* a, const float* b, std::size_t dim) {
   float dot = 0.f;
@@ -171,13 +173,15 @@ void Tracker::reset() {
 // ---------------------------------------------------------------------------------------------
 
 void Tracker::validate(const FrameInput& in) const {
+  auto box = [](const float* b) {
+    return "(" + num(b[0]) + ", " + num(b[1]) + ", " + num(b[2]) + ", " + num(b[3]) + ")";
+  };
   for (std::size_t i = 0; i < in.n; ++i) {
     const float* b = in.xyxy + 4 * i;
-    const std::string box = "(" + num(b[0]) + ", " + num(b[1]) + ", " + num(b[2]) + ", " + num(b[3]) + ")";
     if (!(std::isfinite(b[0]) && std::isfinite(b[1]) && std::isfinite(b[2]) && std::isfinite(b[3])))
-      throw std::invalid_argument("xyxy[" + std::to_string(i) + "] = " + box + ": expected finite pixel coordinates");
+      throw std::invalid_argument("xyxy[" + std::to_string(i) + "] = " + box(b) + ": expected finite pixel coordinates");
     if (b[2] < b[0] || b[3] < b[1])
-      throw std::invalid_argument("xyxy[" + std::to_string(i) + "] = " + box +
+      throw std::invalid_argument("xyxy[" + std::to_string(i) + "] = " + box(b) +
                                   ": negative width or height (expected x2 >= x1 and y2 >= y1)");
     if (!std::isfinite(in.score[i]))
       throw std::invalid_argument("score[" + std::to_string(i) + "] = " + num(in.score[i]) + ": expected a finite score in [0, 1]");
@@ -294,34 +298,78 @@ void Tracker::split_detections(const FrameInput& in) {
   }
 }
 
-// Cost of pairing track t with detection det at a stage; +inf when a gate forbids it.
-double Tracker::pair_cost(Stage stage, const Track& t, int32_t det, const FrameInput& in) const {
-  if (p_.class_gating && t.class_id != in.class_id[det]) return kInf;
-  const Box d = det_box(in, det);
-  const Box pred = kf_box(t.kf);
-  double overlap = iou(pred, d);
-  const bool lost = t.state == TrackState::Lost;
-  // A lost track is also compared where it was last seen: the prediction of an occluded
-  // track drifts, the item (in a basket) usually does not.
-  if (lost) overlap = std::max(overlap, iou(t.last_box, d));
-  const bool has_app = !t.embedding.empty() && det_has_emb_[det] != 0;
-  const double app = has_app ? cosine_distance(t.embedding.data(), det_unit_emb_.data() + det * embedding_dim_,
-                                               embedding_dim_)
-                             : 0.0;
-  if (has_app && app > p_.appearance_gate) return kInf;
-  if (stage == Stage::LowScore) return 1.0 - overlap;
-  if (stage == Stage::Unconfirmed) return 1.0 - overlap;
-  if (overlap < p_.min_iou) {
-    // Re-identification: a lost track re-found by appearance near where it was last seen.
-    const bool reid = lost && has_app && app <= p_.reid_max_appearance_distance;
-    const Box& last = t.last_box;
-    const double dx = 0.5 * (d[0] + d[2] - last[0] - last[2]);
-    const double dy = 0.5 * (d[1] + d[3] - last[1] - last[3]);
-    if (!reid || std::hypot(dx, dy) > p_.reid_max_displacement * diagonal(last)) return kInf;
-    overlap = 0.0;
+// IoU of box a with every box of the stage (structure of arrays); branch-free so it vectorises.
+void iou_row(const Box& a, std::size_t n, const double* __restrict x1, const double* __restrict y1,
+             const double* __restrict x2, const double* __restrict y2, const double* __restrict area,
+             double* __restrict out) {
+  const double ax1 = a[0], ay1 = a[1], ax2 = a[2], ay2 = a[3];
+  const double area_a = (ax2 - ax1) * (ay2 - ay1);
+  // Value selects rather than std::min/max (which return references): these if-convert.
+  for (std::size_t c = 0; c < n; ++c) {
+    const double left = ax1 > x1[c] ? ax1 : x1[c], right = ax2 < x2[c] ? ax2 : x2[c];
+    const double top = ay1 > y1[c] ? ay1 : y1[c], bottom = ay2 < y2[c] ? ay2 : y2[c];
+    const double iw = right - left > 0.0 ? right - left : 0.0;
+    const double ih = bottom - top > 0.0 ? bottom - top : 0.0;
+    const double inter = iw * ih;
+    const double uni = area_a + area[c] - inter;
+    out[c] = inter / (uni > 1e-12 ? uni : 1e-12);  // degenerate boxes: inter is 0 too
   }
-  if (!has_app) return 1.0 - overlap;
-  return (1.0 - p_.appearance_weight) * (1.0 - overlap) + p_.appearance_weight * app;
+}
+
+// Costs of pairing track t with each of the stage's detections; +inf where a gate forbids it.
+//   first stage:  (1 - w) * (1 - IoU) + w * cosine distance   (1 - IoU without embeddings),
+//                 forbidden below min_iou unless a lost track is re-identified by appearance;
+//   low-score:    1 - IoU (their crops are unreliable, so no appearance);
+//   unconfirmed:  1 - IoU.
+// Every stage forbids other classes (class_gating) and, except the low-score one, pairs
+// whose appearance differs by more than appearance_gate.
+void Tracker::fill_cost_row(Stage stage, const Track& t, const std::vector<int32_t>& dets,
+                            const FrameInput& in, double* out) {
+  const std::size_t C = dets.size();
+  const bool lost = t.state == TrackState::Lost;
+  iou_row(kf_box(t.kf), C, sx1_.data(), sy1_.data(), sx2_.data(), sy2_.data(), sarea_.data(), iou_row_.data());
+  if (lost) {
+    // A lost track is also compared where it was last seen: the prediction of an occluded
+    // track drifts, the item (in a basket) usually does not.
+    iou_row(t.last_box, C, sx1_.data(), sy1_.data(), sx2_.data(), sy2_.data(), sarea_.data(), iou_last_.data());
+    for (std::size_t c = 0; c < C; ++c) iou_row_[c] = std::max(iou_row_[c], iou_last_[c]);
+  }
+  const double stage_min_iou = stage == Stage::First         ? p_.min_iou
+                               : stage == Stage::LowScore    ? p_.low_score_min_iou
+                                                             : p_.unconfirmed_min_iou;
+  const bool may_reid = stage == Stage::First && lost && !t.embedding.empty();
+  const double reach = p_.reid_max_displacement * diagonal(t.last_box);
+  for (std::size_t c = 0; c < C; ++c) {
+    const int32_t det = dets[c];
+    double overlap = iou_row_[c];
+    if ((overlap < stage_min_iou && !may_reid) || (p_.class_gating && t.class_id != in.class_id[det])) {
+      out[c] = kInf;
+      continue;
+    }
+    const bool has_app = stage != Stage::LowScore && !t.embedding.empty() && det_has_emb_[det] != 0;
+    const double app = has_app ? cosine_distance(t.embedding.data(), det_unit_emb_.data() + det * embedding_dim_,
+                                                 embedding_dim_)
+                               : 0.0;
+    if (has_app && app > p_.appearance_gate) {
+      out[c] = kInf;
+      continue;
+    }
+    if (stage != Stage::First) {
+      out[c] = 1.0 - overlap;
+      continue;
+    }
+    if (overlap < p_.min_iou) {
+      // Re-identification: a lost track re-found by appearance near where it was last seen.
+      const double dx = 0.5 * (sx1_[c] + sx2_[c] - t.last_box[0] - t.last_box[2]);
+      const double dy = 0.5 * (sy1_[c] + sy2_[c] - t.last_box[1] - t.last_box[3]);
+      if (!has_app || app > p_.reid_max_appearance_distance || norm2(dx, dy) > reach) {
+        out[c] = kInf;
+        continue;
+      }
+      overlap = 0.0;
+    }
+    out[c] = has_app ? (1.0 - p_.appearance_weight) * (1.0 - overlap) + p_.appearance_weight * app : 1.0 - overlap;
+  }
 }
 
 // Solve one association stage; on return `tracks` and `dets` hold only the unmatched ones.
@@ -329,9 +377,17 @@ void Tracker::associate(Stage stage, std::vector<int32_t>& tracks, std::vector<i
                         const FrameInput& in) {
   if (tracks.empty() || dets.empty()) return;
   const std::size_t R = tracks.size(), C = dets.size();
+  for (auto* v : {&sx1_, &sy1_, &sx2_, &sy2_, &sarea_, &iou_row_, &iou_last_}) v->resize(C);
+  for (std::size_t c = 0; c < C; ++c) {
+    const float* b = in.xyxy + 4 * static_cast<std::size_t>(dets[c]);
+    sx1_[c] = b[0];
+    sy1_[c] = b[1];
+    sx2_[c] = b[2];
+    sy2_[c] = b[3];
+    sarea_[c] = (sx2_[c] - sx1_[c]) * (sy2_[c] - sy1_[c]);
+  }
   cost_.resize(R * C);
-  for (std::size_t r = 0; r < R; ++r)
-    for (std::size_t c = 0; c < C; ++c) cost_[r * C + c] = pair_cost(stage, tracks_[tracks[r]], dets[c], in);
+  for (std::size_t r = 0; r < R; ++r) fill_cost_row(stage, tracks_[tracks[r]], dets, in, cost_.data() + r * C);
   double limit = p_.match_cost_limit;
   if (stage == Stage::LowScore) limit = 1.0 - p_.low_score_min_iou;
   if (stage == Stage::Unconfirmed) limit = 1.0 - p_.unconfirmed_min_iou;
@@ -491,11 +547,16 @@ void Tracker::mark_lost_and_expire() {
 }
 
 void Tracker::suppress_duplicates() {
+  pool_.clear();  // the lost tracks (pool_ is free again after the associations)
+  for (int32_t k = 0; k < static_cast<int32_t>(tracks_.size()); ++k)
+    if (tracks_[k].state == TrackState::Lost) pool_.push_back(k);
+  if (pool_.empty()) return;
   bool removed = false;
   for (Track& a : tracks_) {
     if (a.state != TrackState::Tracked || !a.matched) continue;
     const Box box_a = kf_box(a.kf);
-    for (Track& b : tracks_) {
+    for (int32_t k : pool_) {
+      Track& b = tracks_[k];
       if (b.state != TrackState::Lost) continue;
       if (p_.class_gating && a.class_id != b.class_id) continue;
       if (iou(box_a, kf_box(b.kf)) <= p_.duplicate_iou && iou(box_a, b.last_box) <= p_.duplicate_iou) continue;
@@ -517,7 +578,7 @@ void Tracker::suppress_duplicates() {
         if (b.sku_log_evidence.empty()) {
           b.sku_log_evidence = a.sku_log_evidence;
         } else if (!a.sku_log_evidence.empty()) {
-          for (std::size_t k = 0; k < b.sku_log_evidence.size(); ++k) b.sku_log_evidence[k] += a.sku_log_evidence[k];
+          for (std::size_t s = 0; s < b.sku_log_evidence.size(); ++s) b.sku_log_evidence[s] += a.sku_log_evidence[s];
         }
         if (!b.sku_log_evidence.empty()) {
           b.sku_t_ns = t_ns_;
@@ -545,7 +606,7 @@ void Tracker::update_rest_and_zones() {
   for (Track& t : tracks_) {
     if (t.state != TrackState::Tracked || !t.matched) continue;
     const Box b = kf_box(t.kf);
-    const double speed = std::hypot(t.kf.mean[4], t.kf.mean[5]) / p_.frame_period_s / std::max(diagonal(b), 1.0);
+    const double speed = norm2(t.kf.mean[4], t.kf.mean[5]) / p_.frame_period_s / std::max(diagonal(b), 1.0);
     if (speed < p_.rest_max_speed) {
       if (!t.slow) {
         t.slow = true;
@@ -562,38 +623,60 @@ void Tracker::update_rest_and_zones() {
   }
 }
 
-void Tracker::append_row(TrackTable& table, const Track& t) const {
-  table.track_id.push_back(t.id);
+void TrackTable::resize(std::size_t rows, std::size_t top_k) {
+  track_id.resize(rows);
+  xyxy.resize(4 * rows);
+  score.resize(rows);
+  class_id.resize(rows);
+  state.resize(rows);
+  zone.resize(rows);
+  at_rest.resize(rows);
+  det_index.resize(rows);
+  sku_ids.resize(top_k * rows);
+  sku_prob.resize(top_k * rows);
+  t_first_ns.resize(rows);
+  t_last_ns.resize(rows);
+}
+
+void Tracker::write_row(TrackTable& table, std::size_t r, const Track& t) const {
+  const auto k = static_cast<std::size_t>(p_.sku_top_k);
+  table.track_id[r] = t.id;
   const Box b = kf_box(t.kf);
-  for (double v : b) table.xyxy.push_back(static_cast<float>(v));
-  table.score.push_back(t.score);
-  table.class_id.push_back(t.class_id);
-  table.state.push_back(static_cast<uint8_t>(t.state));
-  table.zone.push_back(static_cast<uint8_t>(t.zone.zone));
-  table.at_rest.push_back(t.at_rest ? 1 : 0);
-  table.det_index.push_back(t.matched ? t.det_index : -1);
-  for (int32_t r = 0; r < p_.sku_top_k; ++r) {
-    const bool has = static_cast<std::size_t>(r) < t.sku_top_ids.size();
-    table.sku_ids.push_back(has ? t.sku_top_ids[r] : -1);
-    table.sku_prob.push_back(has ? t.sku_top_prob[r] : 0.f);
+  for (int c = 0; c < 4; ++c) table.xyxy[4 * r + c] = static_cast<float>(b[c]);
+  table.score[r] = t.score;
+  table.class_id[r] = t.class_id;
+  table.state[r] = static_cast<uint8_t>(t.state);
+  table.zone[r] = static_cast<uint8_t>(t.zone.zone);
+  table.at_rest[r] = t.at_rest ? 1 : 0;
+  table.det_index[r] = t.matched ? t.det_index : -1;
+  for (std::size_t q = 0; q < k; ++q) {
+    const bool has = q < t.sku_top_ids.size();
+    table.sku_ids[k * r + q] = has ? t.sku_top_ids[q] : -1;
+    table.sku_prob[k * r + q] = has ? t.sku_top_prob[q] : 0.f;
   }
-  table.t_first_ns.push_back(t.t_first_ns);
-  table.t_last_ns.push_back(t.t_last_ns);
+  table.t_first_ns[r] = t.t_first_ns;
+  table.t_last_ns[r] = t.t_last_ns;
+}
+
+template <typename Keep>
+void Tracker::fill_table(TrackTable& table, Keep keep) const {
+  std::size_t rows = 0;
+  for (const Track& t : tracks_) rows += keep(t) ? 1 : 0;
+  table.resize(rows, static_cast<std::size_t>(p_.sku_top_k));
+  std::size_t r = 0;
+  for (const Track& t : tracks_)
+    if (keep(t)) write_row(table, r++, t);
 }
 
 void Tracker::emit_output() {
-  out_.clear();
-  for (const Track& t : tracks_)
-    if (t.state == TrackState::Tracked && t.matched) append_row(out_, t);
+  fill_table(out_, [](const Track& t) { return t.state == TrackState::Tracked && t.matched; });
 }
 
 void Tracker::all_tracks(TrackTable& table, bool include_tentative) const {
-  table.clear();
-  for (const Track& t : tracks_) {
-    if (t.state == TrackState::Tracked || t.state == TrackState::Lost ||
-        (include_tentative && t.state == TrackState::Tentative))
-      append_row(table, t);
-  }
+  fill_table(table, [include_tentative](const Track& t) {
+    return t.state == TrackState::Tracked || t.state == TrackState::Lost ||
+           (include_tentative && t.state == TrackState::Tentative);
+  });
 }
 
 }  // namespace caper::track
