@@ -248,6 +248,138 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class TrackerConfig:
+    """The basket tracker (caper_edge.track.Tracker; docs/tracker.md). Units are in the names.
+
+    Every field says what raising or lowering it trades off; the defaults and the same notes are
+    in default.toml's [tracker] section.
+    """
+
+    high_score_threshold: float
+    """Detections scoring at least this join the first association and can start tracks. Higher:
+    fewer false tracks, but partly hidden items fall to the weaker IoU-only second stage."""
+    low_score_threshold: float
+    """Detections below this are ignored. Lower keeps tracks alive through heavier occlusion, but
+    lets false positives extend tracks that should have ended."""
+    new_track_score_threshold: float
+    """An unmatched detection starts a track only if it scores at least this. Higher: fewer
+    spurious IDs; lower: items are picked up sooner after appearing."""
+    match_cost_limit: float
+    """First stage: largest fused cost (IoU distance blended with cosine distance, 0..2) accepted
+    as a match. Higher keeps IDs through fast motion, risks matching neighbours."""
+    min_iou: float
+    """First-stage motion gate: pairs overlapping less are forbidden unless a lost track is being
+    re-identified by appearance. Higher: fewer wrong matches, more lost tracks on fast motion."""
+    low_score_min_iou: float
+    """Second stage (low-score detections, IoU only): minimum IoU. Lower rescues more occluded
+    tracks, but a hand's low-score box can then continue an item's track."""
+    unconfirmed_min_iou: float
+    """Tentative tracks: minimum IoU with a detection to stay alive. Lower confirms fast movers,
+    but also confirms flickering false positives."""
+    appearance_weight: float
+    """Weight of the cosine distance in the fused cost (the IoU distance gets 1 - this). Higher
+    trusts the embedding over motion: better through crossings, worse for lookalike products."""
+    appearance_gate: float
+    """Cosine distance above which a pair is forbidden whatever its overlap. Lower prevents more
+    identity swaps between different products, but rejects true matches with poor crops (motion
+    blur, a hand covering half the item)."""
+    reid_max_appearance_distance: float
+    """A lost track may be re-found without any overlap when the cosine distance is below this.
+    Higher re-identifies items moved while hidden, but risks taking over a lookalike's identity."""
+    reid_max_displacement: float
+    """... and when the detection is within this many box diagonals of where the track was last
+    seen. Higher follows items moved further under the hand, with more chance of a wrong take-over."""
+    embedding_momentum: float
+    """EMA weight of a track's old embedding (0..1). Higher: a stable appearance that ignores bad
+    crops; lower: adapts faster to an item turned over in the hand."""
+    class_gating: bool
+    """Never match a detection to a track of another class (a hand never continues an item)."""
+    duplicate_iou: float
+    """A tracked track overlapping a lost one of the same class and look by more than this IoU is
+    merged into the older identity. Lower merges more duplicates, but can merge touching items."""
+    confirm_hits: int
+    """Consecutive matches that confirm a new track (and give it an ID). Higher filters flicker,
+    delays the first report of an item by that many frames."""
+    lost_timeout_s: float
+    """A lost track in (or entering) the basket that was not at rest is removed after this many
+    seconds. Longer keeps IDs through longer occlusions, risks stale tracks being re-matched."""
+    outside_lost_timeout_s: float
+    """A lost track outside the basket is removed after this many seconds: items leave through the
+    image edge, so a short value frees their identity quickly."""
+    rest_lost_timeout_s: float
+    """A lost track that was at rest inside the basket survives this many seconds: hands cover
+    resting items for seconds at a time and the item has not gone anywhere. Longer keeps the ID
+    through longer burials under other items; a removed item's ghost lives that long."""
+    rest_max_speed: float
+    """A track moving slower than this (box diagonals per second, from the Kalman velocity) counts
+    as slow. Higher calls jittery boxes at rest sooner; too high calls slowly carried items at rest."""
+    rest_min_duration_s: float
+    """A track must stay slow this long to be at rest (and earn rest_lost_timeout_s). Longer avoids
+    granting long lifetimes to items paused mid-air."""
+    frame_period_s: float
+    """Nominal frame period in seconds: the Kalman step unit, and the time step when update() gets
+    no t_ns."""
+    kalman_position_std: float
+    """Kalman process noise of position and size per frame, as a fraction of the box size. Higher
+    follows sudden moves faster; lower smooths jitter more."""
+    kalman_velocity_std: float
+    """Kalman process noise of the velocities per frame, fraction of the box size. Higher adapts
+    to accelerations faster; lower gives steadier predictions through occlusion."""
+    kalman_measurement_std: float
+    """Detection noise, fraction of the box size. Higher trusts the motion model over detections
+    (smoother, laggier boxes); lower follows the detections closely."""
+    basket_polygon: tuple[tuple[float, float], ...]
+    """The basket opening in image pixels, [[x, y], ...] (three or more vertices); empty: the whole
+    image. A detection's box centre inside it (and depth in range) is 'in the basket'."""
+    basket_depth_range_m: tuple[float, float]
+    """Depth range [near, far] in metres of the basket interior; a detection with a known depth
+    outside it is not in the basket (an item held above the basket is nearer the camera)."""
+    zone_enter_dwell_s: float
+    """Seconds an item must be seen in the basket before entered_basket commits. Longer rejects
+    items merely passing over the basket; delays the event by as much."""
+    zone_leave_dwell_s: float
+    """Seconds an item must be seen outside before left_basket commits (same trade-off)."""
+    zone_min_frames: int
+    """Observations in the new zone also needed before a transition commits (guards against a
+    dwell met by two observations around an occlusion gap)."""
+    sku_temperature: float
+    """Softmax temperature of the gallery similarities in the SKU posterior. Lower makes each frame's
+    evidence sharper (fast but overconfident); higher needs more frames to be sure."""
+    sku_half_life_s: float
+    """SKU evidence this many seconds old counts half. Shorter lets later, better views override an
+    early wrong guess; longer accumulates more evidence."""
+    sku_top_k: int
+    """SKUs reported per track (sku_ids, sku_prob)."""
+
+    def __post_init__(self) -> None:
+        for key in ("high_score_threshold", "low_score_threshold", "new_track_score_threshold", "min_iou",
+                    "low_score_min_iou", "unconfirmed_min_iou", "appearance_weight", "duplicate_iou"):
+            value = getattr(self, key)
+            check(0.0 <= value <= 1.0, f"tracker.{key}", value, "a number in [0, 1]")
+        check(self.low_score_threshold <= self.high_score_threshold, "tracker.low_score_threshold",
+              self.low_score_threshold, f"<= tracker.high_score_threshold ({self.high_score_threshold})")
+        check(0.0 < self.match_cost_limit <= 2.0, "tracker.match_cost_limit", self.match_cost_limit, "a cost in (0, 2]")
+        for key in ("appearance_gate", "reid_max_appearance_distance"):
+            check(0.0 <= getattr(self, key) <= 2.0, f"tracker.{key}", getattr(self, key), "a cosine distance in [0, 2]")
+        check(0.0 <= self.embedding_momentum < 1.0, "tracker.embedding_momentum", self.embedding_momentum,
+              "a number in [0, 1)")
+        for key in ("reid_max_displacement", "lost_timeout_s", "outside_lost_timeout_s", "rest_lost_timeout_s",
+                    "rest_max_speed", "rest_min_duration_s", "zone_enter_dwell_s", "zone_leave_dwell_s"):
+            check(getattr(self, key) >= 0.0, f"tracker.{key}", getattr(self, key), "a number >= 0")
+        for key in ("frame_period_s", "kalman_position_std", "kalman_velocity_std", "kalman_measurement_std",
+                    "sku_temperature", "sku_half_life_s"):
+            check(getattr(self, key) > 0.0, f"tracker.{key}", getattr(self, key), "a number > 0")
+        check(self.confirm_hits >= 1, "tracker.confirm_hits", self.confirm_hits, "an integer >= 1")
+        check(self.zone_min_frames >= 1, "tracker.zone_min_frames", self.zone_min_frames, "an integer >= 1")
+        check(1 <= self.sku_top_k <= 64, "tracker.sku_top_k", self.sku_top_k, "an integer in 1..64")
+        check(len(self.basket_polygon) == 0 or len(self.basket_polygon) >= 3, "tracker.basket_polygon",
+              self.basket_polygon, "three or more [x, y] vertices in pixels, or [] for the whole image")
+        near, far = self.basket_depth_range_m
+        check(0.0 <= near <= far, "tracker.basket_depth_range_m", self.basket_depth_range_m,
+              "[near, far] metres with 0 <= near <= far")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; one attribute per TOML section."""
 
@@ -259,6 +391,7 @@ class Config:
     journal: JournalConfig
     supervisor: SupervisorConfig
     log: LogConfig
+    tracker: TrackerConfig
 
 
 # ---------------------------------------------------------------------------------------------
