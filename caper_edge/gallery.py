@@ -113,6 +113,24 @@ class Gallery:
         self._owner = np.zeros(0, np.int32)
         self.calibration: UnknownCalibration | None = None
 
+    @classmethod
+    def from_arrays(cls, skus: list[SkuInfo], embeddings: np.ndarray, owner: np.ndarray, embedder_sha256: str = "") -> Gallery:
+        """Bulk construction (e.g. a 10 000-SKU catalog): ``owner`` (M,) holds catalog indices."""
+        g = cls(int(embeddings.shape[1]), embedder_sha256)
+        owner = np.asarray(owner)
+        if owner.shape != (embeddings.shape[0],) or (owner.size and (owner.min() < 0 or owner.max() >= len(skus))):
+            raise ValueError(f"owner must be ({embeddings.shape[0]},) indices into {len(skus)} SKUs, got {owner.shape}")
+        if len(np.unique(owner)) != len(skus):
+            raise ValueError("every SKU needs at least one embedding")
+        if len({s.sku for s in skus}) != len(skus):
+            raise ValueError("SKU ids must be unique")
+        order = np.argsort(owner, kind="stable")
+        g.skus = list(skus)
+        g._index = {s.sku: i for i, s in enumerate(skus)}
+        g._embeddings = g._check_embeddings(embeddings, "embeddings")[order]
+        g._owner = owner[order].astype(np.int32)
+        return g
+
     # -- catalog ------------------------------------------------------------------------------
 
     def __len__(self) -> int:
@@ -176,8 +194,16 @@ class Gallery:
         if not self.skus:
             raise InputError("the gallery is empty: enroll SKUs first (caper-edge gallery enroll)")
         sims = q @ self._embeddings.T                                   # (n, M)
-        starts = np.flatnonzero(np.r_[True, self._owner[1:] != self._owner[:-1]])
-        return np.maximum.reduceat(sims, starts, axis=1)               # (n, S), owners are 0..S-1 in order
+        return np.maximum.reduceat(sims, self._group_starts(), axis=1)  # (n, S), owners are 0..S-1 in order
+
+    def _group_starts(self) -> np.ndarray:
+        # First row of each SKU's group; cached, keyed by the owner array's identity (every
+        # add/remove/load replaces that array).
+        cached = getattr(self, "_starts_cache", None)
+        if cached is None or cached[0] is not self._owner:
+            starts = np.flatnonzero(np.r_[True, self._owner[1:] != self._owner[:-1]])
+            self._starts_cache = (self._owner, starts)
+        return self._starts_cache[1]
 
     def search(self, queries: np.ndarray, k: int = 3) -> SearchResult:
         """Top-``k`` SKUs for each row of ``queries`` (n, D) (rows are L2-normalised here)."""
