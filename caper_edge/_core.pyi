@@ -20,6 +20,77 @@ def cuda_device_count() -> tuple[int, str]:
 def cuda_device_name(index: int = 0) -> str:
     """Name and compute capability of CUDA device ``index``, or '' when unavailable."""
 
+# --- preprocess (fused letterbox, depth helpers) ---------------------------------------------
+
+import numpy as np
+
+def letterbox_geometry(src_h: int, src_w: int, dst_h: int, dst_w: int) -> tuple[float, int, int, int, int]:
+    """(r, pad_x, pad_y, new_h, new_w) of the contract geometry: r = min(dst_h/src_h, dst_w/src_w),
+    new sides rounded half to even and clamped to [1, dst], pads (dst - new) // 2.
+    ValueError unless every side is in 1..32767."""
+
+def letterbox_into(
+    image: np.ndarray,
+    fmt: int,
+    out: np.ndarray,
+    scale: float,
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+    pad_value: int,
+) -> tuple[float, int, int, int, int]:
+    """Fused letterbox of a host image into ``out``, in place; returns the geometry tuple.
+
+    image: C-contiguous uint8, (H, W, 3) for fmt 0 rgb8 / 1 bgr8, (H, W, 2) for 2 yuyv (even W),
+    (H, W) for 3 gray. out: writeable C-contiguous (3, OH, OW) float32 or float16, planes R, G, B,
+    value ((p * scale) - mean[c]) / std[c]; every element written exactly once. Row-sized scratch
+    only; GIL released. Prefer caper_edge.preprocess.letterbox.
+    """
+
+def letterbox_reference_into(
+    image: np.ndarray,
+    fmt: int,
+    out: np.ndarray,
+    scale: float,
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+    pad_value: int,
+) -> tuple[float, int, int, int, int]:
+    """letterbox_into computed pixel by pixel with letterbox_pixel(), the function the CUDA kernel
+    runs per thread; bit-identical to letterbox_into. Slow: for tests."""
+
+def letterbox_cuda_into(
+    src: int,
+    src_h: int,
+    src_w: int,
+    fmt: int,
+    out: int,
+    dst_h: int,
+    dst_w: int,
+    half: bool,
+    scale: float,
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+    pad_value: int,
+    stream: int,
+    wait_streams: list[int],
+) -> tuple[float, int, int, int, int]:
+    """Only in CUDA builds. Queue the letterbox of device pointer ``src`` (C-contiguous packed
+    uint8) into device pointer ``out`` ((3, dst_h, dst_w) float16 if ``half`` else float32) on
+    ``stream``, after making ``stream`` wait (CUDA events) for each of ``wait_streams``. Returns
+    without synchronising; GIL released. ValueError for host pointers or mixed devices,
+    RuntimeError with CUDA's message on failure. Prefer caper_edge.preprocess.letterbox_cuda.
+    """
+
+def depth_to_meters_into(depth: np.ndarray, out: np.ndarray, depth_scale: float, invalid_value: float) -> None:
+    """out = depth * depth_scale where depth != 0, else invalid_value. depth: C-contiguous uint16
+    (any shape); out: writeable C-contiguous float32 of the same size, written in place. GIL released."""
+
+def median_depth(depth: np.ndarray, xyxy: np.ndarray, depth_scale: float, inner_fraction: float) -> np.ndarray:
+    """(n,) float32 metres: numpy.median of the non-zero values of (H, W) uint16 ``depth`` inside
+    each (n, 4) float32 box (pixel (u, v) covers [u, u+1) x [v, v+1); box first shrunk about its
+    centre to ``inner_fraction``), times depth_scale; NaN where a box holds no valid pixel.
+    Radix selection, no copy of the values; GIL released. Prefer caper_edge.preprocess.median_depth."""
+
 # --- detect (decode + NMS, CUDA compaction, nvJPEG) -----------------------------------------
 
 import numpy as np
