@@ -4,6 +4,7 @@ needed), with the checks every committed model must pass: onnx.checker, opset >=
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +42,10 @@ def export_detector(model: TinyDetector, path: Path, size: int = 320) -> Path:
     wrapper = ExportWrapper(model.eval(), size).eval()
     example = torch.rand(1, 3, size, size)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(wrapper, (example,), str(path), input_names=["images"], output_names=["output0"],
-                      opset_version=OPSET, dynamo=False, do_constant_folding=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter needs no onnxscript
+        torch.onnx.export(wrapper, (example,), str(path), input_names=["images"], output_names=["output0"],
+                          opset_version=OPSET, dynamo=False, do_constant_folding=True)
     _check(path, wrapper, example, tol=1e-2)
     return path
 
@@ -52,8 +55,10 @@ def export_embedder(model: EmbeddingNet, path: Path, size: int = 64) -> Path:
     model = model.eval()
     example = torch.randn(2, 3, size, size)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(model, (example,), str(path), input_names=["crops"], output_names=["embedding"],
-                      opset_version=OPSET, dynamo=False, do_constant_folding=True,
-                      dynamic_axes={"crops": {0: "batch"}, "embedding": {0: "batch"}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, (example,), str(path), input_names=["crops"], output_names=["embedding"],
+                          opset_version=OPSET, dynamo=False, do_constant_folding=True,
+                          dynamic_axes={"crops": {0: "batch"}, "embedding": {0: "batch"}})
     _check(path, model, example, tol=1e-4)
     return path

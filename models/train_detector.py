@@ -36,16 +36,29 @@ def train(args: argparse.Namespace) -> dict:
     steps_per_epoch = max(1, len(images) // args.batch)
     total = args.epochs * steps_per_epoch
     warmup = min(200, total // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, total - warmup))) * 0.95 + 0.05
-    )
-    history = []
     start = time.monotonic()
+    budget_s = args.time_budget_min * 60 if args.time_budget_min else None
+
+    def lr_at(step: int) -> float:
+        # Linear warm-up, then cosine decay over the steps or, with a time budget, over whichever
+        # runs out first, so that a run stopped by the budget still ends at a low learning rate.
+        if step < warmup:
+            return args.lr * (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        if budget_s:
+            progress = max(progress, (time.monotonic() - start) / budget_s)
+        return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+    global_step = 0
+    history = []
     for epoch in range(args.epochs):
         model.train()
         order = rng.permutation(len(images))
         sums = {"loss": 0.0, "cls": 0.0, "box": 0.0}
+        done = 0
         for step in range(steps_per_epoch):
+            if budget_s and time.monotonic() - start > budget_s:
+                break  # the budget ends the run mid-epoch; the learning rate is already at its floor
             idx = order[step * args.batch : (step + 1) * args.batch]
             batch, tgts = [], []
             for i in idx:
@@ -58,15 +71,24 @@ def train(args: argparse.Namespace) -> dict:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(global_step)
             opt.step()
-            sched.step()
+            global_step += 1
             sums["loss"] += float(loss.detach())
             sums["cls"] += parts["cls"]
             sums["box"] += parts["box"]
-        row = {"epoch": epoch + 1, **{k: v / steps_per_epoch for k, v in sums.items()}, "elapsed_s": round(time.monotonic() - start, 1)}
+            done += 1
+            if done % 25 == 0:
+                print(f"  step {done}/{steps_per_epoch} loss {sums['loss'] / done:.3f} lr {lr_at(global_step):.2e} "
+                      f"{time.monotonic() - start:.0f} s", flush=True)
+        if done == 0:
+            break
+        row = {"epoch": epoch + 1, "steps": done, **{k: v / done for k, v in sums.items()},
+               "elapsed_s": round(time.monotonic() - start, 1)}
         history.append(row)
         print(json.dumps(row), flush=True)
-        if args.time_budget_min and time.monotonic() - start > args.time_budget_min * 60:
+        if budget_s and time.monotonic() - start > budget_s:
             print(f"time budget of {args.time_budget_min} min reached after epoch {epoch + 1}", flush=True)
             break
     train_s = time.monotonic() - start
