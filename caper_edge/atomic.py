@@ -28,6 +28,7 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(tmp_name)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp creates 0600; the result is an ordinary readable file
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()

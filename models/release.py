@@ -1,0 +1,111 @@
+"""Evaluate, quantize (with the accuracy gate) and package trained models into caper_edge/assets.
+
+    python -m models.release --detector OUT/detector/detector.onnx --embedder OUT/embedder/embedder.onnx \
+        --train TRAIN_DIR --val VAL_DIR --unknown-skus SKU034,... --assets caper_edge/assets
+
+Steps: detector mAP on VAL; INT8 detector through the gate (calibrated on TRAIN frames); gallery
+enrolled from TRAIN crops, queried with VAL crops, unknown threshold calibrated (open-set ROC);
+INT8 embedder through the gate. Accepted files are copied to ASSETS with the gallery and
+``models.json`` (every metric, the gate decisions, hashes and versions) for the model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import onnxruntime as ort
+
+from caper_edge.atomic import atomic_write_bytes
+from caper_edge.engines import sha256_file
+from caper_edge.engines.calibration import calibration_tensors
+
+from . import evaluate as ev
+from .data import load_crops, load_detection_set
+from .quantize import quantize_with_gate
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m models.release", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--detector", type=Path, required=True)
+    ap.add_argument("--embedder", type=Path, required=True)
+    ap.add_argument("--train", type=Path, required=True, help="training folder: INT8 calibration and gallery enrollment")
+    ap.add_argument("--val", type=Path, required=True, help="held-out folder (other simulator seeds)")
+    ap.add_argument("--unknown-skus", default="", help="SKUs left out of the gallery for the open-set ROC")
+    ap.add_argument("--per-sku", type=int, default=8)
+    ap.add_argument("--assets", type=Path, default=Path("caper_edge/assets"))
+    ap.add_argument("--work", type=Path, default=Path("models/out/release"))
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    unknown = [s for s in args.unknown_skus.split(",") if s]
+    report: dict = {"onnxruntime": ort.__version__, "train": str(args.train), "val": str(args.val), "created_unix": time.time()}
+
+    # 1. Detector: fp32 metrics, INT8 through the gate.
+    det_data = load_detection_set(args.val, 320)
+    det = ev.evaluate_detector(args.detector, args.val, threads=args.threads, data=det_data)
+    report["detector"] = {"fp32": det}
+    print("detector fp32:", json.dumps({k: det[k] for k in ("map50", "map50_95", "ap50", "frames")}), flush=True)
+    det_int8 = args.work / "detector.int8.onnx"
+    batches = calibration_tensors(args.train / "images", (1, 3, 320, 320), "letterbox", 200)
+    int8_eval: dict = {}
+
+    def det_metric(m: Path) -> float:
+        r = ev.evaluate_detector(m, args.val, threads=args.threads, data=det_data)
+        if m != args.detector:
+            int8_eval.update(r)
+        return r["map50"]
+
+    gate = quantize_with_gate(args.detector, det_int8, batches, det_metric, "map50")
+    report["detector"]["int8_gate"] = gate.to_json()
+    report["detector"]["int8"] = int8_eval
+    print("detector int8 gate:", json.dumps(gate.to_json()), flush=True)
+
+    # 2. Embedder + gallery: fp32 metrics (saving the calibrated gallery), INT8 through the gate.
+    crop_data = (load_crops(args.train), load_crops(args.val))
+    gallery_path = args.work / "gallery.npz"
+    gal = ev.evaluate_gallery(args.embedder, args.train, args.val, unknown, args.per_sku, args.threads,
+                              save_gallery=gallery_path, data=crop_data)
+    report["gallery"] = {"fp32": gal}
+    print("gallery fp32:", json.dumps({k: v for k, v in gal.items() if k != "open_set"}), flush=True)
+    emb_int8 = args.work / "embedder.int8.onnx"
+    crops_dir = args.train / "crops"
+    emb_batches = calibration_tensors(crops_dir, (8, 3, 64, 64), "crop", 400)
+    emb_eval: dict = {}
+
+    def emb_metric(m: Path) -> float:
+        r = ev.evaluate_gallery(m, args.train, args.val, [], args.per_sku, args.threads, data=crop_data)
+        if m != args.embedder:
+            emb_eval.update(r)
+        return r["top1"]
+
+    gate = quantize_with_gate(args.embedder, emb_int8, emb_batches, emb_metric, "top1")
+    report["gallery"]["int8_gate"] = gate.to_json()
+    report["gallery"]["int8"] = emb_eval
+    print("embedder int8 gate:", json.dumps(gate.to_json()), flush=True)
+
+    # 3. Package.
+    args.assets.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(args.detector, args.assets / "detector.onnx")
+    shutil.copyfile(args.embedder, args.assets / "embedder.onnx")
+    shutil.copyfile(gallery_path, args.assets / "gallery.npz")
+    for name, accepted in (("detector", report["detector"]["int8_gate"]["accepted"]),
+                           ("embedder", report["gallery"]["int8_gate"]["accepted"])):
+        target = args.assets / f"{name}.int8.onnx"
+        if accepted:
+            shutil.copyfile(args.work / f"{name}.int8.onnx", target)
+        else:
+            target.unlink(missing_ok=True)
+    report["files"] = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+                       for p in sorted(args.assets.iterdir()) if p.suffix in (".onnx", ".npz")}
+    atomic_write_bytes(args.assets / "models.json", (json.dumps(report, indent=1) + "\n").encode())
+    print(f"packaged into {args.assets}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""models/: metrics against hand-computed cases, the INT8 accuracy gate (it must reject a damaged
+model), the committed models through the runtime, and few-step training smoke tests (PyTorch;
+the training parts skip where the ``train`` extra is not installed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from caper_edge import config
+from caper_edge.embedding import Embedder
+from caper_edge.engines import OnnxRuntimeEngine, open_engine, packaged_model
+from caper_edge.gallery import Gallery
+from models.metrics import ImageDetections, average_precision, box_iou, detection_map, topk_accuracy
+
+# ---------------------------------------------------------------------------------------------
+# Metrics: hand-computed cases
+# ---------------------------------------------------------------------------------------------
+
+
+def test_box_iou_hand_computed():
+    a = np.array([[0, 0, 10, 10]])
+    b = np.array([[0, 0, 10, 6], [5, 5, 15, 15], [20, 20, 30, 30]])
+    np.testing.assert_allclose(box_iou(a, b), [[0.6, 25 / 175, 0.0]])
+
+
+def test_average_precision_hand_computed():
+    # Sorted: TP, FP, TP with 2 ground-truth boxes -> recall .5 .5 1, precision 1 .5 .667.
+    # 101-point: recall 0..0.50 (51 points) -> 1.0; 0.51..1.00 (50 points) -> 2/3.
+    ap = average_precision(np.array([True, False, True]), np.array([0.9, 0.8, 0.7]), n_gt=2)
+    assert ap == pytest.approx((51 + 50 * 2 / 3) / 101)
+    assert average_precision(np.zeros(0, bool), np.zeros(0), 3) == 0.0
+    assert np.isnan(average_precision(np.zeros(0, bool), np.zeros(0), 0))
+
+
+def test_detection_map_hand_computed():
+    gt_a, gt_b = np.array([[100, 100, 200, 200]]), np.array([[0, 0, 10, 10]])
+    images = [
+        # exact hit (0.9), a false positive elsewhere (0.8), and a duplicate of the hit (0.5: FP)
+        ImageDetections(np.array([[100, 100, 200, 200], [300, 300, 350, 350], [101, 101, 200, 200]]),
+                        np.array([0.9, 0.8, 0.5]), np.array([0, 0, 0]), gt_a, np.array([0])),
+        # IoU exactly 0.6: a true positive at IoU 0.50, 0.55, 0.60 only
+        ImageDetections(np.array([[0, 0, 10, 6]]), np.array([0.7]), np.array([0]), gt_b, np.array([0])),
+    ]
+    result = detection_map(images, num_classes=2)  # class 1 has no ground truth: left out of the mean
+    ap_hit = (51 + 50 * 2 / 3) / 101   # TP .9, FP .8, TP .7, FP .5 -> as in the AP test (the last FP changes nothing)
+    ap_miss = 51 / 101                 # TP .9 then only FPs: precision 1 up to recall .5
+    assert result["map50"] == pytest.approx(ap_hit)
+    assert result["map50_95"] == pytest.approx((3 * ap_hit + 7 * ap_miss) / 10)
+    assert np.isnan(result["ap50"][1])
+
+
+def test_topk_accuracy():
+    ranked = [["a", "b", "c"], ["b", "a", "c"], ["c", "b", "a"]]
+    assert topk_accuracy(ranked, ["a", "a", "a"], 1) == pytest.approx(1 / 3)
+    assert topk_accuracy(ranked, ["a", "a", "a"], 2) == pytest.approx(2 / 3)
+    assert topk_accuracy(ranked, ["a", "a", "a"], 3) == 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Quantization gate
+# ---------------------------------------------------------------------------------------------
+
+SIZE = 16
+
+
+def linear_embedder(path: Path, rng) -> Path:
+    """(B, 3, 16, 16) -> Flatten -> MatMul (768, 24): a small 'embedding model' the gate can evaluate."""
+    w = rng.standard_normal((3 * SIZE * SIZE, 24)).astype(np.float32)
+    x = helper.make_tensor_value_info("crops", TensorProto.FLOAT, ["batch", 3, SIZE, SIZE])
+    y = helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 24])
+    nodes = [helper.make_node("Flatten", ["crops"], ["flat"], axis=1), helper.make_node("MatMul", ["flat", "W"], ["embedding"])]
+    model = helper.make_model(helper.make_graph(nodes, "emb", [x], [y], [numpy_helper.from_array(w, "W")]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def damage(path: Path, rng) -> Path:
+    """Collapse every int8 weight tensor to one value, as a broken quantizer or scale would."""
+    model = onnx.load(str(path))
+    hit = 0
+    for init in model.graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype == np.int8 and arr.size > 100:
+            init.CopyFrom(numpy_helper.from_array(np.full_like(arr, 64), init.name))
+            hit += 1
+    assert hit, "no int8 weights found to damage"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture
+def crop_sets(rng):
+    """Two sets of crops of 6 colour-pattern classes: enrollment and held-out queries."""
+    def make(n, seed):
+        r = np.random.default_rng(seed)
+        crops, labels = [], []
+        for c in range(6):
+            base = np.array([(c * 40) % 256, (c * 90 + 30) % 256, (255 - c * 35) % 256], np.float32)
+            for _ in range(n):
+                img = np.clip(base + r.normal(0, 12, (20, 20, 3)), 0, 255).astype(np.uint8)
+                img[:, : 3 + 2 * c] = 255 - img[:, : 3 + 2 * c]  # a per-class band
+                crops.append(img)
+                labels.append(f"C{c}")
+        return crops, labels
+    return make(4, 1), make(10, 2)
+
+
+def test_quantization_gate_accepts_faithful_and_rejects_damaged_model(tmp_path, rng, crop_sets):
+    from models.evaluate import evaluate_gallery
+    from models.quantize import accuracy_gate, quantize_static_model, quantize_with_gate
+
+    fp32 = linear_embedder(tmp_path / "emb.onnx", rng)
+    calib = [np.ascontiguousarray(b) for b in np.split(
+        __import__("caper_edge.embedding", fromlist=["x"]).preprocess_crops(crop_sets[0][0], SIZE), 6)]
+
+    def top1(model: Path) -> float:
+        return evaluate_gallery(model, Path("-"), Path("-"), [], per_sku=4, data=crop_sets)["top1"]
+
+    assert top1(fp32) > 0.9  # the classes are separable for the fp32 model
+    int8 = quantize_static_model(fp32, tmp_path / "emb.int8.onnx", calib)
+    faithful = accuracy_gate(fp32, int8, top1, "top1", max_drop=0.05)
+    assert faithful.accepted, faithful
+
+    damaged = accuracy_gate(fp32, damage(int8, rng), top1, "top1")
+    assert not damaged.accepted and damaged.drop > 0.01, damaged
+
+    # The end-to-end path writes nothing when the gate rejects.
+    out = tmp_path / "rejected.int8.onnx"
+    result = quantize_with_gate(fp32, out, calib, lambda m: top1(m if m == fp32 else damage(m, rng)), "top1")
+    assert not result.accepted and not out.exists()
+    assert list(tmp_path.glob("tmp*.onnx")) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Committed models, through the runtime
+# ---------------------------------------------------------------------------------------------
+
+ASSETS = Path(__file__).resolve().parents[1] / "caper_edge" / "assets"
+CARD = json.loads((ASSETS / "models.json").read_text()) if (ASSETS / "models.json").exists() else None
+
+
+def test_committed_models_exist_and_are_small():
+    for name in ("detector", "embedder", "gallery"):
+        path = packaged_model(name)
+        assert path.stat().st_size < 10 * 1024 * 1024, path
+    for name in ("detector.onnx", "embedder.onnx"):
+        model = onnx.load(str(ASSETS / name))
+        assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+
+
+def test_committed_detector_runs_and_finds_items(rng):
+    from caper_edge import detect
+    from caper_edge.engines.calibration import letterbox_frame
+    from models.synthetic import make_catalog, render_scene
+
+    engine = open_engine(config.load(), model="detector", backend="onnxruntime")
+    assert engine.input().describe() == "(1, 3, 320, 320) float32"
+    assert engine.output().shape[:2] == (1, 6)  # cx, cy, w, h, item, hand
+    scene_rng = np.random.default_rng(11)
+    hits = total = 0
+    for _ in range(6):
+        image, objects = render_scene(make_catalog(), scene_rng)
+        raw = engine.run(letterbox_frame(image, (320, 320))[None])["output0"]
+        dets = detect.decode(raw, conf_threshold=0.25)
+        assert np.all(dets.score[:-1] >= dets.score[1:])
+        for o in objects:
+            if o["cls"] == 0:
+                gt = np.array(o["xyxy"]) * 0.5 + np.array([0, 40, 0, 40])  # 640x480 -> 320x320 letterbox
+                total += 1
+                hits += bool(len(dets) and box_iou(gt[None], dets.xyxy[dets.class_id == 0]).max(initial=0) >= 0.5)
+    assert total > 0 and hits / total >= 0.5, (hits, total)
+
+
+def test_committed_embedder_and_gallery_agree():
+    from caper_edge.engines import sha256_file
+    from models.synthetic import make_catalog, render_scene
+
+    engine = open_engine(config.load(), model="embedder", backend="onnxruntime")
+    embedder = Embedder(engine)
+    assert embedder.dim == 128 and embedder.size == 64
+    gallery = Gallery.load(packaged_model("gallery"))
+    assert len(gallery) >= 40 and gallery.dim == 128 and gallery.calibration is not None
+    assert gallery.embedder_sha256 == sha256_file(packaged_model("embedder"))
+    # Crops of products in fresh scenes (a seed no model or gallery saw).
+    scene_rng = np.random.default_rng(99)
+    crops, truth = [], []
+    while len(crops) < 20:
+        image, objects = render_scene(make_catalog(), scene_rng)
+        for o in objects:
+            if o["cls"] == 0 and o["visible"] > 0.8:
+                x0, y0, x1, y1 = (int(round(v)) for v in o["xyxy"])
+                crops.append(image[y0:y1, x0:x1])
+                truth.append(o["sku"])
+    emb = embedder.embed(crops)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert topk_accuracy(gallery.search(emb, k=3).skus, truth, 3) >= 0.75
+
+
+def test_wrong_shape_into_committed_detector_is_named():
+    engine = OnnxRuntimeEngine(packaged_model("detector"))
+    with pytest.raises(Exception, match=r"input 'images' must be \(1, 3, 320, 320\) float32, got \(1, 3, 640, 640\) float32"):
+        engine.run(np.zeros((1, 3, 640, 640), np.float32))
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch parts (the `train` extra): shapes, export layout, few-step training
+# ---------------------------------------------------------------------------------------------
+
+
+def test_detector_export_layout_and_decode(tmp_path):
+    torch = pytest.importorskip("torch")
+    from caper_edge import detect
+    from models.detector import ExportWrapper, TinyDetector, anchor_points
+    from models.export import export_detector
+
+    torch.manual_seed(0)
+    model = TinyDetector(2).eval()
+    points, strides = anchor_points(64, 64)
+    assert points.shape == (8 * 8 + 4 * 4 + 2 * 2, 2)
+    np.testing.assert_allclose(points[0].numpy(), [4, 4])   # first stride-8 cell centre
+    np.testing.assert_allclose(points[-1].numpy(), [48, 48])  # last stride-32 cell centre
+    path = export_detector(model, tmp_path / "det.onnx", size=64)  # also checks ORT == PyTorch
+    engine = OnnxRuntimeEngine(path)
+    assert engine.output().shape == (1, 6, 84)
+    x = np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32)
+    raw = engine.run(x)["output0"]
+    with torch.no_grad():
+        ltrb, logits = model(torch.from_numpy(x))
+    # Independent decode of the layout: cx = px + (r - l) / 2, w = l + r, score = sigmoid(logit).
+    l, t, r, b = ltrb[0].numpy().T
+    px, py = points.numpy().T
+    np.testing.assert_allclose(raw[0, 0], px + (r - l) / 2, atol=1e-3)
+    np.testing.assert_allclose(raw[0, 3], t + b, atol=1e-3)
+    np.testing.assert_allclose(raw[0, 4:].T, 1 / (1 + np.exp(-logits[0].numpy())), atol=1e-5)
+    detect.decode(raw, conf_threshold=0.0)  # the runtime decoder accepts the layout
+
+
+def test_assignment_picks_smallest_box_inside_its_centre_region():
+    torch = pytest.importorskip("torch")
+    from models.detector import anchor_points, assign
+
+    points, strides = anchor_points(64, 64)
+    boxes = torch.tensor([[0.0, 0.0, 60.0, 60.0], [8.0, 8.0, 24.0, 24.0]])
+    idx = assign(points, strides, boxes)
+    # stride-8 point (12, 12) lies in both; the small box wins.
+    k = int(((points[:, 0] == 12) & (points[:, 1] == 12) & (strides == 8)).nonzero()[0])
+    assert idx[k] == 1
+    # a 60-px box (every ltrb distance <= 64 px) belongs to the stride-8 level only
+    assert set(strides[idx == 0].tolist()) <= {8.0}
+    assert (idx == -1).any()
+
+
+def test_few_step_training_reduces_loss_and_scripts_run(tmp_path):
+    torch = pytest.importorskip("torch")
+    from models import train_detector, train_embedder
+    from models.synthetic import write_dataset
+
+    data = write_dataset(tmp_path / "data", images=8, seed=3)
+    report = train_detector.train(train_detector.parse(
+        ["--data", str(data), "--epochs", "3", "--seed", "0", "--out", str(tmp_path / "det"), "--batch", "4", "--threads", "1",
+         "--lr", "2e-3"]))
+    assert (tmp_path / "det" / "detector.onnx").is_file() and report["epochs_run"] == 3
+    assert report["history"][-1]["loss"] < report["history"][0]["loss"]
+    OnnxRuntimeEngine(tmp_path / "det" / "detector.onnx").run(np.zeros((1, 3, 320, 320), np.float32))
+
+    report = train_embedder.train(train_embedder.parse(
+        ["--data", str(data), "--epochs", "2", "--seed", "0", "--out", str(tmp_path / "emb"), "--p", "4", "--k", "2"]))
+    emb = Embedder(OnnxRuntimeEngine(tmp_path / "emb" / "embedder.onnx")).embed([np.zeros((30, 20, 3), np.uint8)] * 3)
+    assert emb.shape == (3, 128)
+    assert torch.get_num_threads() >= 1
+
+
+def test_arcface_head_loss_falls_when_embeddings_align():
+    torch = pytest.importorskip("torch")
+    from models.embedder import ArcMarginHead
+
+    torch.manual_seed(0)
+    head = ArcMarginHead(8, 3)
+    labels = torch.tensor([0, 1, 2])
+    w = torch.nn.functional.normalize(head.weight.detach(), dim=1)
+    aligned = head(w, labels)                  # each embedding on its class centre
+    misaligned = head(w[[1, 2, 0]], labels)    # on another class's centre
+    assert float(aligned.detach()) < float(misaligned.detach())
