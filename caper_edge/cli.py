@@ -16,6 +16,7 @@ from .errors import CaperError
 # name -> (module under caper_edge.commands, one-line help). Keep sorted by workflow.
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("info", "print build facts: compiler, SIMD, CUDA, GPUs"),
+    "keys": ("keys", "make CURVE key pairs for the event sockets (server + one client)"),
     "engine": ("engine", "build TensorRT engines offline into the cache; list the cache"),
     "gallery": ("gallery", "enroll SKUs into the gallery without retraining; show the gallery"),
     "scale-sim": ("scale_sim", "simulate the scale MCU on a pty (scenario or bag) to run without hardware"),

@@ -309,7 +309,7 @@ class EventServer:
         self._auth = ThreadAuthenticator(self.context, log=logging.getLogger("caper_edge.publish.zap"))
         self._auth.start()
         # Loaded once: restart the service after adding a client key.
-        self._auth.configure_curve(domain="*", location=str(self.keys.authorized_dir))
+        self._auth.configure_curve(domain=ZAP_DOMAIN.decode(), location=str(self.keys.authorized_dir))
 
     def _configure(self, socket: zmq.Socket) -> None:
         if self.cfg.heartbeat_ivl_ms:
