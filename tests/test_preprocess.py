@@ -140,7 +140,7 @@ def test_yuyv_colour_conversion_is_bit_exact_with_opencv():
         v = np.arange(256, dtype=np.uint8)
         uu, vv, yy = np.meshgrid(u, v, y[0::2], indexing="ij")  # one pair per (u, v, even y)
         pairs = np.stack([yy, uu, yy + 1, vv], axis=-1).reshape(-1, 4)
-        img = np.ascontiguousarray(pairs.reshape(1024, -1, 2))  # (1024, 256, 2): 128 pairs per row
+        img = np.ascontiguousarray(pairs.reshape(1024, -1, 2))  # (1024, 2048, 2): whole pairs per row
         out, meta = pp.letterbox(img, img.shape[:2], "yuyv", scale=1.0)
         assert (meta.pad_x, meta.pad_y, meta.new_h, meta.new_w) == (0, 0, *img.shape[:2])
         ref = cv2.cvtColor(img, cv2.COLOR_YUV2RGB_YUYV).transpose(2, 0, 1)

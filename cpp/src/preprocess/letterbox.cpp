@@ -1,6 +1,7 @@
 // The fused CPU letterbox. One pass over the output, a row at a time: every output element is
-// written once; source rows are converted to planar RGB8 in a per-thread row buffer, then
-// resampled, normalised and stored into the three planes together.
+// written once; source rows are converted in per-thread row buffers (planar RGB8, or 32-bit
+// words for the general loop), then resampled, normalised and stored into the three planes
+// together.
 //
 // Three row kernels, chosen once per call from the geometry; all of them compute exactly what
 // letterbox_pixel() (preprocess_math.hpp) defines, bit for bit:
@@ -126,8 +127,8 @@ class OutRows {
   float* stage_ = nullptr;
 };
 
-// The three kernels write the resized part of output row y, columns [pad_x, pad_x + new_w),
-// given a function that produces plane values for column j of the resized image.
+// Identity and exact-2x loops: one plane of the resized part of an output row (columns
+// [pad_x, pad_x + new_w)) from planar RGB8 source rows.
 
 void normalize_u8(const uint8_t* __restrict p, int n, float gain, float bias, float* __restrict d) {
   for (int j = 0; j < n; ++j) d[j] = normalize(static_cast<float>(p[j]), gain, bias);
