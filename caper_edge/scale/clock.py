@@ -17,7 +17,8 @@ follows drift up to ``d``. The term ``o_i - d * m_i`` is independent of ``m``, s
 deque gives the sliding minimum in O(1) amortised per sample.
 
 Mapped times never run ahead of the host's receive stamp (the sample cannot have been taken
-after it was read) and are made strictly increasing. A backwards jump of ``t_ms`` that is not a
+after it was read), except by the few nanoseconds that keep samples read in one chunk strictly
+increasing, as the event detector requires. A backwards jump of ``t_ms`` that is not a
 wrap means the MCU restarted: the estimate starts over.
 """
 

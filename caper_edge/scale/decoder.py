@@ -142,6 +142,11 @@ class ScaleDecoder:
             pos = nl + 1
         return out
 
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of the unfinished line held back (always < ``max_line_bytes``)."""
+        return len(self._pending)
+
     def reset_stream(self) -> None:
         """Forget the unfinished line and the last ``seq`` (after a reconnect: a line must not be
         stitched across two connections, and the samples missed while unplugged are not gaps)."""

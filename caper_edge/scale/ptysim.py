@@ -11,13 +11,15 @@ so a reader configured with the symlink path finds the device again.
 rate, modes), which changes its termios attributes; the simulator polls them and answers with
 a status line, as the real MCU does when the host opens its USB port.
 
-Lines due while unplugged are lost, like an MCU streaming into a pulled cable; lines the reader
-does not drain fast enough are dropped (non-blocking writes) and counted in ``dropped_lines``.
+Lines due while unplugged are lost, like an MCU streaming into a pulled cable; lines nobody
+drains (more than about 100 ms waiting unread) are dropped and counted in ``dropped_lines``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import struct
 import termios
 import threading
 import time
@@ -28,6 +30,10 @@ from pathlib import Path
 from .protocol import encode_status
 
 __all__ = ["PtyScale"]
+
+# A real MCU's USB port does not pile up data nobody reads (the host stops polling); here lines
+# are dropped once this many bytes (~100 ms of samples) wait unread.
+_MAX_BACKLOG = 512
 
 
 class PtyScale:
@@ -150,6 +156,9 @@ class PtyScale:
             if fd is None:
                 self.lost_while_unplugged += 1
                 return False
+            if self._backlog() > _MAX_BACKLOG:
+                self.dropped_lines += 1        # nobody drains the port: do not pile up stale lines
+                return False
             try:
                 n = os.write(fd, data)
             except (BlockingIOError, OSError):
@@ -162,6 +171,15 @@ class PtyScale:
                     self.dropped_lines += 1
                     return False
         return True
+
+    def _backlog(self) -> int:
+        """Bytes written but not yet read on the slave side (caller holds the lock)."""
+        if self._slave is None:
+            return 0
+        try:
+            return struct.unpack("i", fcntl.ioctl(self._slave, termios.FIONREAD, b"\0\0\0\0"))[0]
+        except OSError:
+            return 0
 
     def _run(self) -> None:
         self._wall0 = time.monotonic()

@@ -193,12 +193,9 @@ class ScaleReader:
             import serial
 
             opener = serial.serial_for_url
+        # No input flush: a tty discards what arrives while it is closed, and a socket's first
+        # bytes are fresh. (The pty simulator drops lines while nobody drains them.)
         ser = opener(self.port, baudrate=self.cfg.baud, timeout=self.cfg.read_timeout_s)
-        if hasattr(ser, "reset_input_buffer"):
-            try:
-                ser.reset_input_buffer()      # bytes queued while nobody listened are stale
-            except Exception:  # noqa: BLE001 - some URL handlers cannot; stale bytes are then decoded
-                pass
         self._serial = ser
         # A line must not be stitched across connections, and the MCU may have rebooted.
         self.decoder.reset_stream()
@@ -212,9 +209,16 @@ class ScaleReader:
         ser = self._serial
         stale_ns = int(self.cfg.stale_after_s * 1e9)
         last_valid = self._clock_ns()
+        # Network URLs report only "something is waiting" (in_waiting 0/1): after the blocking
+        # read, take the rest without waiting instead of one byte per call.
+        network = self.port.startswith(("socket://", "rfc2217://"))
         while not self._stop.is_set():
             waiting = getattr(ser, "in_waiting", 0) or 0
             data = ser.read(max(1, min(waiting, 4096)))
+            if network and data:
+                ser.timeout = 0
+                data += ser.read(4096)
+                ser.timeout = self.cfg.read_timeout_s
             now = self._clock_ns()
             if data:
                 samples = self.decoder.feed(data)

@@ -23,7 +23,7 @@ import numpy as np
 
 from .loadcell import LoadCellModel, ScheduledEvent
 
-__all__ = ["SCENARIOS", "Scenario", "build", "weight_changes"]
+__all__ = ["SCENARIOS", "Scenario", "Score", "build", "score", "weight_changes"]
 
 _NS = 1_000_000_000
 
@@ -38,10 +38,70 @@ class Scenario:
     def changes(self) -> list[ScheduledEvent]:
         return weight_changes(self.model)
 
+    def calibrated(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The whole trace as the reader delivers it: ``t_ns`` (n,) int64, per-cell grams (n, 4)
+        from the raw counts with the model's calibration, ``flags`` (n,) uint8."""
+        b = self.model.samples(0, self.duration_ns)
+        cells = (b.raw - self.model.offsets) * self.model.gains
+        return b.t_ns, np.ascontiguousarray(cells), b.flags
+
 
 def weight_changes(model: LoadCellModel) -> list[ScheduledEvent]:
     """The scheduled events that change the static load (place, drop, remove), by start time."""
     return sorted((e for e in model.events if e.delta_g != 0.0), key=lambda e: e.t_start_ns)
+
+
+@dataclass
+class Score:
+    """Settled events matched to the ground truth of a scenario.
+
+    Per matched change: ``error_g`` (event - truth), ``tolerance_g`` = max(2 g, 1 % of |truth|),
+    ``latency_s`` = decision time - end of the ring-down (``t_rest_ns``). ``missed``: changes
+    without an event; ``extra``: settled events matching no change.
+    """
+
+    error_g: np.ndarray
+    tolerance_g: np.ndarray
+    latency_s: np.ndarray
+    missed: int
+    extra: list[Any]
+
+    @property
+    def error_ratio(self) -> np.ndarray:
+        """|error| / tolerance: at most 1 is within the accuracy target."""
+        return np.abs(self.error_g) / self.tolerance_g
+
+    def merge(self, other: Score) -> Score:
+        return Score(np.concatenate([self.error_g, other.error_g]), np.concatenate([self.tolerance_g, other.tolerance_g]),
+                     np.concatenate([self.latency_s, other.latency_s]), self.missed + other.missed,
+                     self.extra + other.extra)
+
+    @staticmethod
+    def empty() -> Score:
+        return Score(np.zeros(0), np.zeros(0), np.zeros(0), 0, [])
+
+
+def score(changes: list[ScheduledEvent], events: list[Any], *, slack_s: float = 0.5) -> Score:
+    """Match settled events (``kind == "settled"``) to the weight changes, in time order: a change
+    takes the first unused event decided after it started (less ``slack_s``) whose activity began
+    before the change's ring-down ended (plus ``slack_s``)."""
+    settled = [e for e in events if e.kind == "settled"]
+    used: set[int] = set()
+    err, tol, lat, missed = [], [], [], 0
+    slack = int(slack_s * _NS)
+    for gt in sorted(changes, key=lambda e: e.t_start_ns):
+        match = next((i for i, e in enumerate(settled) if i not in used and e.t_decided_ns >= gt.t_start_ns - slack
+                      and e.t_start_ns <= gt.t_rest_ns + slack), None)
+        if match is None:
+            missed += 1
+            continue
+        used.add(match)
+        e = settled[match]
+        err.append(e.delta_g - gt.delta_g)
+        tol.append(max(2.0, 0.01 * abs(gt.delta_g)))
+        lat.append((e.t_decided_ns - gt.t_rest_ns) / _NS)
+    extra = [e for i, e in enumerate(settled) if i not in used]
+    return Score(np.array(err), np.array(tol), np.array(lat), missed, extra)
 
 
 def _mass(r: np.random.Generator, lo: float = 5.0, hi: float = 5000.0) -> float:
