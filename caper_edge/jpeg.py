@@ -4,10 +4,11 @@ Both return interleaved RGB uint8 (height, width, 3) -- RGB, not OpenCV's usual 
 ``preprocess.letterbox(..., fmt="rgb8")`` or its CUDA twin. Neither applies EXIF orientation
 (nvJPEG cannot; the CPU path ignores it too so the two agree); camera frames carry none.
 
-Before decoding, both check the JPEG's marker structure, because libjpeg decodes a truncated
-file "successfully" with a grey bottom and only a warning on stderr: data that does not start
-with SOI, whose header segments run past the end, or that has no EOI marker after its first
-scan is refused with a ValueError naming the problem and the byte offset. Corruption inside the
+Before decoding, both check the JPEG's marker structure: data that does not start with SOI,
+whose header segments run past the end, or that has no EOI marker after its first scan is
+refused with a ValueError naming the problem and the byte offset. OpenCV 4.x decodes a truncated
+file "successfully" (grey bottom, a warning on stderr) and OpenCV 5 refuses it without saying
+why; the check gives both the same clear error, and guards nvJPEG too. Corruption inside the
 entropy-coded data itself is not detectable this way; the decoders conceal it.
 """
 
