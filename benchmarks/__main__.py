@@ -57,7 +57,7 @@ def format_row(row: dict) -> str:
     if "ratio" in row:
         text += f" | {row['peer']}: {row['peer_median_s'] * 1e3:9.3f} ms  ratio {row['ratio']:6.2f}x"
     if "bandwidth_fraction" in row:
-        text += f" | {row['bandwidth_fraction'] * 100:5.1f}% of copy bandwidth"
+        text += f" | {row['bandwidth_fraction'] * 100:5.1f}% of same-size copy"
     if "items_per_s" in row:
         text += f" | {row['items_per_s']:.3g} {row['item_unit']}/s"
     return text
