@@ -310,12 +310,12 @@ class TrackerConfig:
     """A lost track that was at rest inside the basket survives this many seconds: hands cover
     resting items for seconds at a time and the item has not gone anywhere. Longer keeps the ID
     through longer burials under other items; a removed item's ghost lives that long."""
-    rest_max_speed: float
-    """A track moving slower than this (box diagonals per second, from the Kalman velocity) counts
-    as slow. Higher calls jittery boxes at rest sooner; too high calls slowly carried items at rest."""
+    rest_max_displacement: float
+    """A track is at rest when its detected centre stays within this many box diagonals of where it
+    settled ... Higher tolerates jittery boxes, but calls slowly carried items at rest."""
     rest_min_duration_s: float
-    """A track must stay slow this long to be at rest (and earn rest_lost_timeout_s). Longer avoids
-    granting long lifetimes to items paused mid-air."""
+    """... for at least this many seconds (then it earns rest_lost_timeout_s). Longer avoids granting
+    long lifetimes to items paused mid-air; shorter protects items covered soon after landing."""
     frame_period_s: float
     """Nominal frame period in seconds: the Kalman step unit, and the time step when update() gets
     no t_ns."""
@@ -342,6 +342,8 @@ class TrackerConfig:
     zone_min_frames: int
     """Observations in the new zone also needed before a transition commits (guards against a
     dwell met by two observations around an occlusion gap)."""
+    zone_class_ids: tuple[int, ...]
+    """Classes whose tracks have a basket zone and report transitions (items, not hands); [] = all."""
     sku_temperature: float
     """Softmax temperature of the gallery similarities in the SKU posterior. Lower makes each frame's
     evidence sharper (fast but overconfident); higher needs more frames to be sure."""
@@ -364,7 +366,7 @@ class TrackerConfig:
         check(0.0 <= self.embedding_momentum < 1.0, "tracker.embedding_momentum", self.embedding_momentum,
               "a number in [0, 1)")
         for key in ("reid_max_displacement", "lost_timeout_s", "outside_lost_timeout_s", "rest_lost_timeout_s",
-                    "rest_max_speed", "rest_min_duration_s", "zone_enter_dwell_s", "zone_leave_dwell_s"):
+                    "rest_max_displacement", "rest_min_duration_s", "zone_enter_dwell_s", "zone_leave_dwell_s"):
             check(getattr(self, key) >= 0.0, f"tracker.{key}", getattr(self, key), "a number >= 0")
         for key in ("frame_period_s", "kalman_position_std", "kalman_velocity_std", "kalman_measurement_std",
                     "sku_temperature", "sku_half_life_s"):

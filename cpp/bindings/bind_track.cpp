@@ -237,7 +237,7 @@ documents every field, its unit and its trade-off); the constructor of Tracker v
       CAPER_PARAM(lost_timeout_s, "lost track removal inside the basket (s)")
       CAPER_PARAM(outside_lost_timeout_s, "lost track removal outside the basket (s)")
       CAPER_PARAM(rest_lost_timeout_s, "lost track removal at rest in the basket (s)")
-      CAPER_PARAM(rest_max_speed, "rest speed bound (box diagonals / s)")
+      CAPER_PARAM(rest_max_displacement, "rest: drift bound from the settle point (box diagonals)")
       CAPER_PARAM(rest_min_duration_s, "rest must last this long (s)")
       CAPER_PARAM(frame_period_s, "nominal frame period (s)")
       CAPER_PARAM(kalman_position_std, "position noise, fraction of box size")
@@ -249,6 +249,7 @@ documents every field, its unit and its trade-off); the constructor of Tracker v
       CAPER_PARAM(zone_enter_dwell_s, "dwell before entering commits (s)")
       CAPER_PARAM(zone_leave_dwell_s, "dwell before leaving commits (s)")
       CAPER_PARAM(zone_min_frames, "observations before a zone change commits")
+      CAPER_PARAM(zone_class_ids, "classes with basket zones; empty = every class")
       CAPER_PARAM(sku_temperature, "softmax temperature of SKU similarities")
       CAPER_PARAM(sku_half_life_s, "half-life of SKU evidence (s)")
       CAPER_PARAM(sku_top_k, "SKUs reported per track");

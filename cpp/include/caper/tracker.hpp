@@ -37,8 +37,8 @@ struct TrackerParams {
   double lost_timeout_s = 1.0;             // lost track removal, inside the basket (s)
   double outside_lost_timeout_s = 0.5;     // ... outside the basket (s)
   double rest_lost_timeout_s = 120.0;      // ... at rest inside the basket (s)
-  double rest_max_speed = 0.15;            // at rest below this speed (box diagonals / s)
-  double rest_min_duration_s = 0.5;        // ... sustained this long (s)
+  double rest_max_displacement = 0.1;      // at rest: observed centre stays this close to
+  double rest_min_duration_s = 0.5;        // where it settled (box diagonals) this long (s)
   double frame_period_s = 1.0 / 30.0;      // nominal frame period; the time step without t_ns
   // Kalman filter (fractions of the box size)
   double kalman_position_std = 1.0 / 20.0;
@@ -51,6 +51,7 @@ struct TrackerParams {
   double zone_enter_dwell_s = 0.3;
   double zone_leave_dwell_s = 0.3;
   int32_t zone_min_frames = 3;
+  std::vector<int32_t> zone_class_ids{0};  // classes with basket zones; empty: every class
   // SKU posterior
   double sku_temperature = 0.05;           // softmax temperature of the similarities
   double sku_half_life_s = 30.0;           // evidence older than this counts half
@@ -89,9 +90,10 @@ struct Track {
   bool observed_inside = false;      // the current frame's detection is in the basket
   // Appearance
   std::vector<float> embedding;      // unit-norm EMA; empty until a detection brings one
-  // Rest
-  bool slow = false;
-  int64_t slow_since_ns = 0;
+  // Rest: where the observed centre settled, and since when
+  bool settled = false;
+  double settle_x = 0.0, settle_y = 0.0;
+  int64_t settle_since_ns = 0;
   bool at_rest = false;
   // Zone
   ZoneState zone;
@@ -164,6 +166,7 @@ class Tracker {
   template <typename Keep>
   void fill_table(TrackTable& table, Keep keep) const;
   double timeout_s(const Track& t) const;
+  bool has_zone(int32_t class_id) const;
 
   TrackerParams p_;
   KalmanBoxFilter kf_;
@@ -176,7 +179,7 @@ class Tracker {
   std::size_t embedding_dim_ = 0;
   std::size_t n_sku_ = 0;
   // Per-frame scratch (kept to avoid allocations)
-  std::vector<int32_t> high_, low_, pool_, unconfirmed_, rest_tracks_;
+  std::vector<int32_t> high_, low_, pool_, unconfirmed_;
   std::vector<float> det_unit_emb_;
   std::vector<uint8_t> det_has_emb_;
   std::vector<double> cost_;

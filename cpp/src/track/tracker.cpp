@@ -3,7 +3,9 @@
 //   2. split              detections into high-score and low-score sets
 //   3. first association  high-score detections <-> confirmed tracks (tracked and lost),
 //                         fused IoU + appearance cost, gated; lost tracks can be re-identified
-//   4. second association low-score detections <-> still-unmatched tracked tracks, IoU only
+//   4. second association low-score detections <-> still-unmatched confirmed tracks, IoU only
+//                         (unlike ByteTrack, lost tracks too: an item emerging from under a
+//                         hand is first seen partly, with a low score, where it was last seen)
 //   5. unconfirmed        tentative tracks <-> remaining high-score detections
 //   6. new tracks         from remaining detections scoring above new_track_score_threshold
 //   7. lost / removal     unmatched tracks become lost; lost ones expire after a rest-aware,
@@ -105,7 +107,7 @@ void check_params(const TrackerParams& p) {
   non_negative("lost_timeout_s", p.lost_timeout_s);
   non_negative("outside_lost_timeout_s", p.outside_lost_timeout_s);
   non_negative("rest_lost_timeout_s", p.rest_lost_timeout_s);
-  non_negative("rest_max_speed", p.rest_max_speed);
+  non_negative("rest_max_displacement", p.rest_max_displacement);
   non_negative("rest_min_duration_s", p.rest_min_duration_s);
   positive("frame_period_s", p.frame_period_s);
   positive("kalman_position_std", p.kalman_position_std);
@@ -247,10 +249,7 @@ void Tracker::update(const FrameInput& in) {
     (tracks_[k].state == TrackState::Tentative ? unconfirmed_ : pool_).push_back(k);
   associate(Stage::First, pool_, high_, in);
 
-  rest_tracks_.clear();                                 // 4
-  for (int32_t k : pool_)
-    if (tracks_[k].state == TrackState::Tracked) rest_tracks_.push_back(k);
-  associate(Stage::LowScore, rest_tracks_, low_, in);
+  associate(Stage::LowScore, pool_, low_, in);          // 4
 
   associate(Stage::Unconfirmed, unconfirmed_, high_, in);  // 5
   start_tracks(high_, in);                              // 6
@@ -518,6 +517,11 @@ void Tracker::start_tracks(const std::vector<int32_t>& dets, const FrameInput& i
   }
 }
 
+bool Tracker::has_zone(int32_t class_id) const {
+  return p_.zone_class_ids.empty() ||
+         std::find(p_.zone_class_ids.begin(), p_.zone_class_ids.end(), class_id) != p_.zone_class_ids.end();
+}
+
 double Tracker::timeout_s(const Track& t) const {
   if (t.zone.in_basket()) return t.at_rest ? p_.rest_lost_timeout_s : p_.lost_timeout_s;
   if (t.zone.zone == Zone::Entering) return p_.lost_timeout_s;
@@ -605,18 +609,18 @@ void Tracker::update_rest_and_zones() {
   const int64_t leave_ns = seconds_to_ns(p_.zone_leave_dwell_s);
   for (Track& t : tracks_) {
     if (t.state != TrackState::Tracked || !t.matched) continue;
-    const Box b = kf_box(t.kf);
-    const double speed = norm2(t.kf.mean[4], t.kf.mean[5]) / p_.frame_period_s / std::max(diagonal(b), 1.0);
-    if (speed < p_.rest_max_speed) {
-      if (!t.slow) {
-        t.slow = true;
-        t.slow_since_ns = t_ns_;
-      }
-      t.at_rest = t_ns_ - t.slow_since_ns >= rest_ns;
-    } else {
-      t.slow = false;
-      t.at_rest = false;
+    // Rest from observations, not the Kalman velocity (which decays slowly after a fast stop):
+    // at rest once the detected centre has stayed near where it settled for long enough.
+    const Box& b = t.last_box;
+    const double cx = 0.5 * (b[0] + b[2]), cy = 0.5 * (b[1] + b[3]);
+    if (!t.settled || norm2(cx - t.settle_x, cy - t.settle_y) > p_.rest_max_displacement * diagonal(b)) {
+      t.settled = true;
+      t.settle_x = cx;
+      t.settle_y = cy;
+      t.settle_since_ns = t_ns_;
     }
+    t.at_rest = t_ns_ - t.settle_since_ns >= rest_ns;
+    if (!has_zone(t.class_id)) continue;
     TransitionKind kind;
     if (t.zone.observe(t.observed_inside, t_ns_, enter_ns, leave_ns, p_.zone_min_frames, kind))
       transitions_.push_back({kind, t.id, t.class_id, t.zone.since_ns, t_ns_});
