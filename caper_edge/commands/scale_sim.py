@@ -10,6 +10,7 @@ recorded bag. Weight changes of a scenario are printed as they happen.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,7 +43,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.speed > 0:
         raise CaperError(f"--speed {args.speed}: expected a positive factor of real time")
     lines = _bag_lines(args.bag, args.loop) if args.bag else _scenario_lines(args, cfg.scale.calibration)
-    sim = PtyScale(lines, link=args.link, speed=args.speed)
+    first = next(lines, None)             # open the bag / build the scenario now: errors surface here
+    if first is None:
+        raise InputError(f"nothing to send from {args.bag or args.scenario}")
+    sim = PtyScale(itertools.chain([first], lines), link=args.link, speed=args.speed)
     source = f"bag {args.bag}" if args.bag else f"scenario {args.scenario}, seed {args.seed}"
     print(sim.path, flush=True)
     if not args.quiet:
@@ -53,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
             pass
     finally:
         sim.stop()
+    if isinstance(sim.error, CaperError):
+        raise sim.error
+    if sim.error is not None:
+        raise InputError(f"scale-sim source failed: {sim.error}")
     if not args.quiet:
         print(f"scale-sim: done, {sim.written_lines} lines written, {sim.dropped_lines} dropped "
               "(nobody reading)", file=sys.stderr)

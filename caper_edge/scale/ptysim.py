@@ -60,6 +60,7 @@ class PtyScale:
         self.dropped_lines = 0
         self.lost_while_unplugged = 0
         self.finished = threading.Event()
+        self.error: Exception | None = None       # what ended the line source, if it failed
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._master: int | None = None
@@ -182,6 +183,14 @@ class PtyScale:
             return 0
 
     def _run(self) -> None:
+        try:
+            self._pace()
+        except Exception as exc:  # noqa: BLE001 - handed to whoever waits on `finished`
+            self.error = exc
+        finally:
+            self.finished.set()
+
+    def _pace(self) -> None:
         self._wall0 = time.monotonic()
         next_status = self._wall0
         for t_ns, line in self._lines:
@@ -199,4 +208,3 @@ class PtyScale:
                 break
             if self._write(line):
                 self.written_lines += 1
-        self.finished.set()
