@@ -16,6 +16,8 @@ from .errors import CaperError
 # name -> (module under caper_edge.commands, one-line help). Keep sorted by workflow.
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("info", "print build facts: compiler, SIMD, CUDA, GPUs"),
+    "run": ("run", "run the cart service: pipeline worker under a supervisor, events on ZeroMQ"),
+    "listen": ("listen", "watch basket events and the basket live (or --json lines), with gap recovery"),
     "keys": ("keys", "make CURVE key pairs for the event sockets (server + one client)"),
     "engine": ("engine", "build TensorRT engines offline into the cache; list the cache"),
     "gallery": ("gallery", "enroll SKUs into the gallery without retraining; show the gallery"),
