@@ -57,6 +57,21 @@ class PreprocessConfig:
 
 
 @dataclass(frozen=True)
+class DetectConfig:
+    """Decode + NMS of the detector head (see caper_edge.detect.decode and docs/detect.md)."""
+
+    conf_threshold: float
+    iou_threshold: float
+    max_detections: int
+    class_agnostic: bool
+
+    def __post_init__(self) -> None:
+        check(0.0 <= self.conf_threshold <= 1.0, "detect.conf_threshold", self.conf_threshold, "a score in [0, 1]")
+        check(0.0 <= self.iou_threshold <= 1.0, "detect.iou_threshold", self.iou_threshold, "an IoU in [0, 1]")
+        check(self.max_detections >= 1, "detect.max_detections", self.max_detections, "a number of boxes >= 1")
+
+
+@dataclass(frozen=True)
 class ScaleCalibrationConfig:
     """Per-cell calibration: grams = sum_i (raw_i - offsets[i]) * gains[i] (see docs/scale_protocol.md)."""
 
@@ -386,6 +401,7 @@ class Config:
     """The whole configuration; one attribute per TOML section."""
 
     preprocess: PreprocessConfig
+    detect: DetectConfig
     scale: ScaleConfig
     engines: EnginesConfig
     models: ModelsConfig
