@@ -73,6 +73,7 @@ class _Worker:
     last_heartbeat: float = 0.0
     frames: int = 0
     last_progress: float = 0.0
+    progress_seen: bool = False  # a frame was processed since ready
     waiting_for: str | None = None
     health: dict[str, Any] = field(default_factory=dict)
     fatal: dict[str, Any] | None = None
@@ -153,6 +154,7 @@ class Supervisor:
             if self.worker is not None:
                 self._check_worker(time.monotonic())
             now = time.monotonic()
+            self._update_status(now)
             if watchdog_every and now >= next_watchdog and self._frames_flowing(now):
                 self.notifier.watchdog()
                 next_watchdog = now + watchdog_every
@@ -164,7 +166,6 @@ class Supervisor:
             if now >= next_health:
                 self.server.publish_health(self._health(now))
                 next_health = now + self.sup.health_interval_s
-            self._update_status(now)
 
     def _start_worker(self) -> None:
         parent, child = self._mp.Pipe(duplex=True)
@@ -212,6 +213,7 @@ class Supervisor:
             if frames > w.frames:
                 self._frame_rate.add(now, frames - w.frames)
                 w.frames, w.last_progress = frames, now
+                w.progress_seen = w.ready_at is not None
             w.waiting_for = message.get("waiting_for")
             w.health = message.get("health") or {}
         elif kind == "committed":
@@ -238,7 +240,8 @@ class Supervisor:
 
     def _frames_flowing(self, now: float) -> bool:
         w = self.worker
-        return w is not None and w.ready_at is not None and now - w.last_progress <= self.sup.watchdog_stall_s
+        return (w is not None and w.ready_at is not None and w.progress_seen
+                and now - w.last_progress <= self.sup.watchdog_stall_s)
 
     def _check_worker(self, now: float) -> None:
         w = self.worker
@@ -326,8 +329,10 @@ class Supervisor:
         if self.state == "running" and w is not None and w.ready_at is not None:
             if w.waiting_for:
                 text = f"waiting: {w.waiting_for}"
+            elif not w.progress_seen:
+                text = "ready, waiting for the first frame"
             elif not self._frames_flowing(now):
-                text = f"stalled: no frame for {now - w.last_progress:.0f} s"
+                text = f"stalled: no frame for more than {self.sup.watchdog_stall_s:g} s"
             else:
                 text = "running"
         elif self.state == "restarting":
