@@ -12,28 +12,35 @@ Framing rules, chosen so that no valid line is ever lost to whatever came before
    dropped as oversized; the decoder never buffers more than that bound.
 4. Every byte that is not part of an accepted line is counted in ``bytes_discarded``.
 
-The hot loop is ``bytes.find`` over bounded windows plus one compiled regular expression per
-line, i.e. C speed per byte; at 80 lines per second (about 5 KB/s) it uses well under 1 % of a
-core, and it decodes a 1 MB fuzz stream in a fraction of a second, so it stays in Python
-(the weight-event detector, which runs numeric filters per sample, is the part in C++).
+The hot loop is one compiled regular expression that finds every ``$`` ... ``\n`` frame
+without an inner ``$`` (``re.finditer``, i.e. C speed per byte), a second one that validates and
+splits a sample line, and an XOR fold of the body as one big integer. At 80 lines per second
+(about 5 KB/s) it uses well under 1 % of a core, and a 1 MB fuzz stream takes a fraction of a
+second, so it stays in Python; the weight-event detector, which runs numeric windows per sample,
+is the part in C++ (docs/scale_protocol.md, "Why the decoder is Python").
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .protocol import CELLS, MAX_LINE_BYTES, RAW_MAX, RAW_MIN, SEQ_MOD
 
 __all__ = ["DecoderStats", "ScaleDecoder", "ScaleSample", "ScaleStatus"]
 
-_SAMPLE = re.compile(rb"CW,(\d{1,5}),(\d{1,10}),(-?\d{1,8}),(-?\d{1,8}),(-?\d{1,8}),(-?\d{1,8}),([0-9A-Fa-f]{1,2})")
+# A frame: "$", then anything but "$" and "\n", then "\n". Excluding "$" makes every "$" a
+# possible line start (resynchronisation); the length bound is checked after the match.
+_FRAME = re.compile(rb"\$([^$\n]*)\n")
+_SAMPLE_LINE = re.compile(
+    rb"(CW,(\d{1,5}),(\d{1,10}),(-?\d{1,8}),(-?\d{1,8}),(-?\d{1,8}),(-?\d{1,8}),([0-9A-Fa-f]{1,2}))"
+    rb"\*([0-9A-Fa-f]{2})\r?")
 _STATUS = re.compile(rb"CS,([\x20-\x7e]{1,32}?),(\d{1,2}),(\d{1,5}(?:\.\d{1,6})?)")
 _HEX = b"0123456789ABCDEFabcdef"
 
 
-@dataclass(frozen=True, slots=True)
-class ScaleSample:
+class ScaleSample(NamedTuple):
     """One decoded ``$CW`` line: ``seq`` 0..65535, ``t_ms`` MCU uptime (uint32),
     ``raw`` the 4 signed 24-bit cell counts, ``flags`` bit0 ADC fault, bit1 overload, bit2 motion."""
 
@@ -104,43 +111,56 @@ class ScaleDecoder:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"feed() takes bytes, got {type(data).__name__}")
         data = bytes(data)
-        self.stats.bytes_in += len(data)
+        stats = self.stats
+        stats.bytes_in += len(data)
         buf = self._pending + data if self._pending else data
         self._pending = b""
         out: list[ScaleSample] = []
         limit = self.max_line_bytes
-        pos, n = 0, len(buf)
-        while pos < n:
-            # 1. Skip to the next "$"; everything before it is garbage.
-            start = buf.find(b"$", pos)
-            if start < 0:
-                self.stats.bytes_discarded += n - pos
-                return out
-            self.stats.bytes_discarded += start - pos
-            # 2. The line ends at the first "\n" unless another "$" comes first; only the next
-            #    `limit` bytes are searched, which bounds the work per line.
-            window_end = min(n, start + limit)
-            nl = buf.find(b"\n", start + 1, window_end)
-            nxt = buf.find(b"$", start + 1, nl if nl >= 0 else window_end)
-            if nxt >= 0:
-                self.stats.truncated_lines += 1
-                self.stats.bytes_discarded += nxt - start
-                pos = nxt
+        pos = 0
+        for m in _FRAME.finditer(buf):
+            # 1. Bytes since the previous frame are garbage (possibly with cut-short lines in it).
+            start, end = m.span()
+            if start > pos:
+                self._discard(buf, pos, start)
+            pos = end
+            # 2. A complete frame: bounded, then validated and decoded.
+            if end - start > limit:
+                stats.oversized_lines += 1
+                stats.bytes_discarded += end - start
                 continue
-            if nl < 0:
-                if window_end - start >= limit:
-                    self.stats.oversized_lines += 1
-                    self.stats.bytes_discarded += window_end - start
-                    pos = window_end
-                    continue
-                self._pending = buf[start:]          # an unfinished line: wait for more bytes
-                return out
-            # 3. A complete line: validate and decode it.
-            sample = self._line(buf, start, nl)
+            sample = self._line(m[1], end - start)
             if sample is not None:
                 out.append(sample)
-            pos = nl + 1
+        # 3. The tail: garbage up to its last "$", then an unfinished line to keep (bounded).
+        last = buf.rfind(b"$", pos)
+        if last < 0:
+            stats.bytes_discarded += len(buf) - pos
+        else:
+            if last > pos:
+                self._discard(buf, pos, last)
+            if len(buf) - last >= limit:
+                stats.oversized_lines += 1
+                stats.bytes_discarded += len(buf) - last
+            else:
+                self._pending = buf[last:]
         return out
+
+    def _discard(self, buf: bytes, lo: int, hi: int) -> None:
+        """Count buf[lo:hi] as discarded, and classify each "$" in it: a line cut short by the next
+        "$" (truncated) or one that ran past the length bound (oversized)."""
+        stats = self.stats
+        stats.bytes_discarded += hi - lo
+        at = buf.find(b"$", lo, hi)
+        while at >= 0:
+            nxt = buf.find(b"$", at + 1, hi)
+            run_end = hi if nxt < 0 else nxt
+            nl = buf.find(b"\n", at + 1, run_end)
+            if (nl if nl >= 0 else run_end) - at >= self.max_line_bytes:
+                stats.oversized_lines += 1
+            else:
+                stats.truncated_lines += 1
+            at = nxt
 
     @property
     def pending_bytes(self) -> int:
@@ -154,28 +174,33 @@ class ScaleDecoder:
         self._pending = b""
         self._last_seq = None
 
-    def _line(self, buf: bytes, start: int, nl: int) -> ScaleSample | None:
-        end = nl - 1 if nl - 1 > start and buf[nl - 1] == 0x0D else nl     # strip "\r"
-        size = nl + 1 - start
-        star = end - 3
-        if star <= start or buf[star] != 0x2A or buf[end - 2] not in _HEX or buf[end - 1] not in _HEX:
-            return self._reject("malformed_lines", size)
-        body = buf[start + 1 : star]
-        if _xor(body) != int(buf[end - 2 : end], 16):
-            return self._reject("checksum_errors", size)
-        if body.startswith(b"CW,"):
-            sample = _parse_sample(body)
-            if sample is None:
+    def _line(self, content: bytes, size: int) -> ScaleSample | None:
+        """``content``: the bytes between "$" and "\n"; ``size``: the frame's length."""
+        stats = self.stats
+        m = _SAMPLE_LINE.fullmatch(content)
+        if m is not None:                                    # the common case, in one match
+            if _xor(m[1]) != int(m[9], 16):
+                return self._reject("checksum_errors", size)
+            seq, t_ms = int(m[2]), int(m[3])
+            raw = (int(m[4]), int(m[5]), int(m[6]), int(m[7]))
+            if seq >= SEQ_MOD or t_ms >= 1 << 32 or min(raw) < RAW_MIN or max(raw) > RAW_MAX:
                 return self._reject("malformed_lines", size)
-            self.stats.lines_ok += 1
-            self.stats.samples += 1
-            self._track_seq(sample.seq)
-            return sample
+            stats.lines_ok += 1
+            stats.samples += 1
+            self._track_seq(seq)
+            return ScaleSample(seq, t_ms, raw, int(m[8], 16))
+        # Anything else: a checksum error, a status line, or a malformed line.
+        end = len(content) - 1 if content.endswith(b"\r") else len(content)
+        if end < 3 or content[end - 3] != 0x2A or content[end - 2] not in _HEX or content[end - 1] not in _HEX:
+            return self._reject("malformed_lines", size)
+        body = content[: end - 3]
+        if _xor(body) != int(content[end - 2 : end], 16):
+            return self._reject("checksum_errors", size)
         status = _parse_status(body)
         if status is None:
             return self._reject("malformed_lines", size)
-        self.stats.lines_ok += 1
-        self.stats.status_lines += 1
+        stats.lines_ok += 1
+        stats.status_lines += 1
         self.status = status
         return None
 
@@ -195,26 +220,24 @@ class ScaleDecoder:
 
 
 def _xor(body: bytes) -> int:
-    # Fold the body as one big integer: XOR of the halves keeps the XOR of all bytes, and
-    # log2(len) big-int operations beat a Python loop over every byte.
+    # Fold the body as one big integer: XOR-ing the upper half onto the lower keeps the XOR of
+    # all bytes in the lowest byte; a handful of big-int operations beat a loop over the bytes.
     x = int.from_bytes(body, "little")
-    width = len(body)
-    while width > 1:
-        half = (width + 1) // 2
-        x = (x & ((1 << (8 * half)) - 1)) ^ (x >> (8 * half))
-        width = half
-    return x
-
-
-def _parse_sample(body: bytes) -> ScaleSample | None:
-    m = _SAMPLE.fullmatch(body)
-    if m is None:
-        return None
-    seq, t_ms = int(m[1]), int(m[2])
-    raw = (int(m[3]), int(m[4]), int(m[5]), int(m[6]))
-    if seq >= SEQ_MOD or t_ms >= 1 << 32 or not all(RAW_MIN <= r <= RAW_MAX for r in raw):
-        return None
-    return ScaleSample(seq, t_ms, raw, int(m[7], 16))
+    if len(body) <= 64:                     # every valid line: six folds, unrolled
+        x ^= x >> 256
+        x ^= x >> 128
+        x ^= x >> 64
+        x ^= x >> 32
+        x ^= x >> 16
+        x ^= x >> 8
+        return x & 0xFF
+    shift = 8
+    while shift < 8 * len(body):
+        shift <<= 1
+    while shift > 8:
+        shift >>= 1
+        x ^= x >> shift
+    return x & 0xFF
 
 
 def _parse_status(body: bytes) -> ScaleStatus | None:

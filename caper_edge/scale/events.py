@@ -9,6 +9,7 @@ their units and trade-offs: caper_edge/default.toml ``[scale.events]`` and docs/
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ WeightEvent = _core.WeightEvent
 _PARAM_NAMES = tuple(f.name for f in dataclasses.fields(ScaleEventsConfig))
 
 
+@functools.cache
 def default_event_params() -> ScaleEventsConfig:
     """The documented defaults (default.toml ``[scale.events]``), ignoring user files."""
     return from_table(ScaleEventsConfig, default_table()["scale"]["events"], prefix="scale.events.")

@@ -199,32 +199,34 @@ std::uint64_t WeightEventDetector::window_floor() const {
 }
 
 WeightEventDetector::Window WeightEventDetector::window(std::uint64_t first, std::uint64_t last) const {
-  // Two passes over a short window: sums by thirds, then deviations (exact at any load level).
+  // One pass over a short window. Sums are of deviations from the window's first sample, so the
+  // variance has no cancellation however heavy the basket (5 kg +- 1 g stays exact).
   Window w{};
   w.first = first;
   w.n = static_cast<std::size_t>(last - first + 1);
   w.n1 = w.n / 3;
   w.n3 = w.n / 3;
-  const std::size_t n2 = w.n - w.n1 - w.n3;
-  double s1 = 0.0, s2 = 0.0, s3 = 0.0;
+  const std::uint64_t end1 = first + w.n1, end2 = last + 1 - w.n3;
+  const double ref = at(first).g;
+  double s1 = 0.0, s2 = 0.0, s3 = 0.0, ss = 0.0, d2 = 0.0;
+  double prev2 = 0.0, prev1 = 0.0;
   for (std::uint64_t i = first; i <= last; ++i) {
-    const std::size_t k = static_cast<std::size_t>(i - first);
-    const double g = at(i).g;
-    if (k < w.n1) s1 += g;
-    else if (k < w.n1 + n2) s2 += g;
-    else s3 += g;
+    const double d = at(i).g - ref;
+    if (i < end1) s1 += d;
+    else if (i < end2) s2 += d;
+    else s3 += d;
+    ss += d * d;
+    if (i >= first + 2) d2 += sq(d - 2.0 * prev1 + prev2);
+    prev2 = prev1;
+    prev1 = d;
   }
   const double n = static_cast<double>(w.n);
-  w.mean = (s1 + s2 + s3) / n;
-  w.m1 = s1 / static_cast<double>(w.n1);
-  w.m2 = s2 / static_cast<double>(n2);
-  w.m3 = s3 / static_cast<double>(w.n3);
-  double ss = 0.0, d2 = 0.0;
-  for (std::uint64_t i = first; i <= last; ++i) {
-    ss += sq(at(i).g - w.mean);
-    if (i >= first + 2) d2 += sq(at(i).g - 2.0 * at(i - 1).g + at(i - 2).g);
-  }
-  w.sd = std::sqrt(ss / (n - 1.0));
+  const double sum = s1 + s2 + s3;
+  w.mean = ref + sum / n;
+  w.m1 = ref + s1 / static_cast<double>(w.n1);
+  w.m2 = ref + s2 / static_cast<double>(w.n - w.n1 - w.n3);
+  w.m3 = ref + s3 / static_cast<double>(w.n3);
+  w.sd = std::sqrt(std::max(ss - sum * sum / n, 0.0) / (n - 1.0));
   // Second differences ignore levels and ramps; for white noise E[d2^2] = 6 sigma^2.
   w.hf = d2 / (n - 2.0) / (6.0 * sigma_ * sigma_);
   return w;
