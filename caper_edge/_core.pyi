@@ -147,3 +147,71 @@ def jpeg_nvjpeg_info(data: bytes | bytearray | memoryview) -> tuple[int, int, in
 def jpeg_nvjpeg_decode(data: bytes | bytearray | memoryview, out: int, pitch: int, stream: int = 0) -> None:
     """Decode into interleaved RGB uint8 at device pointer ``out`` (rows ``pitch`` bytes apart) on
     ``stream``; ready in that stream's order. Prefer caper_edge.jpeg.decode_jpeg_cuda."""
+
+# --- scale (weight-event detector) ------------------------------------------------------------
+
+class WeightEventParams:
+    """Parameters of WeightEventDetector; defaults = caper_edge/default.toml [scale.events].
+
+    Prefer caper_edge.scale.WeightEventDetector(**params), which validates names and types.
+    docs/weight_events.md explains each parameter's trade-off.
+    """
+
+    sample_rate_hz: float
+    noise_g: float
+    noise_adapt_s: float
+    min_delta_g: float
+    trigger_sigmas: float
+    active_std_sigmas: float
+    settle_window_s: float
+    settle_std_sigmas: float
+    settle_flat_sigmas: float
+    approach_tol_frac: float
+    baseline_window_s: float
+    guard_s: float
+    motion_holdoff_s: float
+    use_motion_flag: bool
+    provisional_tol_frac: float
+    hf_gate_ratio: float
+    max_gap_s: float
+    def __init__(self) -> None: ...
+    def validate(self) -> None:
+        """Raise ValueError naming the first parameter out of range."""
+
+class WeightEvent:
+    """A change of the static load. kind: 'settled', 'provisional' or 'cancelled'; times int64 ns
+    in the pushed samples' time base (t_decided_ns = the sample whose push returned it); grams for
+    delta_g, sigma_g, level_g; cell_delta_g (4 grams) and cop ((u, v)) are None unless per-cell
+    grams were pushed."""
+
+    t_start_ns: int
+    t_settled_ns: int
+    t_decided_ns: int
+    delta_g: float
+    sigma_g: float
+    level_g: float
+    kind: str
+    provisional: bool
+    cancelled: bool
+    cell_delta_g: tuple[float, float, float, float] | None
+    cop: tuple[float, float] | None
+    def as_dict(self) -> dict[str, Any]: ...
+
+class WeightEventDetector:
+    """Stable/active segmentation of a calibrated scale stream (ring buffer of 1024 samples,
+    ~60 KB; no allocation per sample except returned events). Not thread-safe."""
+
+    def __init__(self, params: WeightEventParams = ...) -> None: ...
+    def push(self, t_ns: int, grams: float, flags: int = 0) -> list[WeightEvent]:
+        """One sample (total grams); events decided by it. Does not release the GIL (~100 ns)."""
+    def push_cells(self, t_ns: int, cells: list[float], flags: int = 0) -> list[WeightEvent]:
+        """One sample as 4 per-cell grams; events carry cell_delta_g and cop."""
+    def push_many(self, t_ns: np.ndarray, grams: np.ndarray, flags: np.ndarray | None = None) -> list[WeightEvent]:
+        """t_ns (n,) int64; grams (n,) float64 totals or (n, 4) float64 per-cell; flags (n,) uint8
+        or None; all C-contiguous, not copied. Releases the GIL."""
+    def reset(self) -> None: ...
+    state: str
+    baseline_g: float
+    noise_estimate_g: float
+    params: WeightEventParams
+    stats: dict[str, int]
