@@ -263,6 +263,75 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class CameraConfig:
+    """Live RealSense camera (caper_edge.sources.RealSenseSource) and colour/depth pairing."""
+
+    serial: str
+    width: int
+    height: int
+    fps: int
+    depth_fps: int
+    auto_exposure: bool
+    exposure_us: int
+    gain: int
+    white_balance_k: int
+    frame_timeout_ms: int
+    reconnect_min_s: float
+    reconnect_max_s: float
+    max_depth_gap_ms: float
+
+    def __post_init__(self) -> None:
+        check(self.width > 0 and self.height > 0, "camera.width/height", (self.width, self.height), "positive pixels")
+        check(self.fps > 0, "camera.fps", self.fps, "frames per second > 0")
+        check(self.depth_fps > 0, "camera.depth_fps", self.depth_fps, "frames per second > 0")
+        check(self.exposure_us > 0, "camera.exposure_us", self.exposure_us, "microseconds > 0")
+        check(self.gain >= 0, "camera.gain", self.gain, "a gain >= 0")
+        check(self.white_balance_k == 0 or 2800 <= self.white_balance_k <= 6500, "camera.white_balance_k",
+              self.white_balance_k, "0 (auto) or kelvin in 2800..6500")
+        check(self.frame_timeout_ms > 0, "camera.frame_timeout_ms", self.frame_timeout_ms, "milliseconds > 0")
+        check(0 < self.reconnect_min_s <= self.reconnect_max_s, "camera.reconnect_min_s", self.reconnect_min_s,
+              f"seconds in (0, reconnect_max_s = {self.reconnect_max_s}]")
+        check(self.max_depth_gap_ms >= 0, "camera.max_depth_gap_ms", self.max_depth_gap_ms, "milliseconds >= 0")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Cart simulator (caper_edge.sim) and the bags ``caper-edge sim`` writes."""
+
+    fps: float
+    depth_every: int
+    jpeg_quality: int
+    compression: Literal["zstd", "none"]
+    color_noise: float
+
+    def __post_init__(self) -> None:
+        check(1 <= self.fps <= 120, "sim.fps", self.fps, "frames per second in 1..120")
+        check(self.depth_every >= 1, "sim.depth_every", self.depth_every, "an integer >= 1")
+        check(1 <= self.jpeg_quality <= 100, "sim.jpeg_quality", self.jpeg_quality, "an integer in 1..100")
+        check(0 <= self.color_noise <= 20, "sim.color_noise", self.color_noise, "grey levels in 0..20")
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    """Live session recording (caper_edge.sources.Recorder)."""
+
+    dir: str
+    prefix: str
+    rotate_mb: float
+    rotate_minutes: float
+    jpeg_quality: int
+    compression: Literal["zstd", "none"]
+    chunk_seconds: float
+    fsync: bool
+
+    def __post_init__(self) -> None:
+        check(self.rotate_mb >= 0, "recorder.rotate_mb", self.rotate_mb, "megabytes >= 0 (0: no size rotation)")
+        check(self.rotate_minutes >= 0, "recorder.rotate_minutes", self.rotate_minutes, "minutes >= 0 (0: no time rotation)")
+        check(1 <= self.jpeg_quality <= 100, "recorder.jpeg_quality", self.jpeg_quality, "an integer in 1..100")
+        check(self.chunk_seconds > 0, "recorder.chunk_seconds", self.chunk_seconds, "seconds > 0")
+
+
+@dataclass(frozen=True)
 class TrackerConfig:
     """The basket tracker (caper_edge.track.Tracker; docs/tracker.md). Units are in the names.
 
@@ -397,10 +466,68 @@ class TrackerConfig:
 
 
 @dataclass(frozen=True)
+class FusionConfig:
+    """Vision-weight fusion (caper_edge.fusion.Fusion); default.toml [fusion] and docs/fusion.md
+    give each key's unit and trade-off."""
+
+    mode: Literal["fusion", "vision_only", "weight_only"]
+    pair_before_s: float
+    pair_after_s: float
+    unseen_hold_s: float
+    weight_wait_s: float
+    decision_timeout_s: float
+    commit_posterior: float
+    scale_noise_g: float
+    relative_error: float
+    z_prune: float
+    max_units: int
+    max_qty_per_track: int
+    multi_unit_prior: float
+    extra_unit_prior: float
+    spurious_track_prior: float
+    born_inside_spurious_prior: float
+    born_inside_s: float
+    vision_floor: float
+    weight_candidates: int
+    outlier_prior: float
+    outlier_range_g: float
+    mismatch_vision_min: float
+    mismatch_adds_vision_item: bool
+    track_identity_boost: float
+    vision_miss_rate: float
+    cancel_sigmas: float
+    absorb_min_prob: float
+
+    def __post_init__(self) -> None:
+        for key in ("pair_before_s", "pair_after_s", "unseen_hold_s", "weight_wait_s", "decision_timeout_s",
+                    "scale_noise_g", "relative_error", "born_inside_s"):
+            check(getattr(self, key) >= 0.0, f"fusion.{key}", getattr(self, key), "a number >= 0")
+        for key in ("commit_posterior", "mismatch_vision_min", "absorb_min_prob"):
+            check(0.0 <= getattr(self, key) <= 1.0, f"fusion.{key}", getattr(self, key), "a probability in [0, 1]")
+        for key in ("multi_unit_prior", "extra_unit_prior", "spurious_track_prior", "born_inside_spurious_prior",
+                    "outlier_prior"):
+            check(0.0 < getattr(self, key) < 1.0, f"fusion.{key}", getattr(self, key), "a probability in (0, 1)")
+        check(0.0 <= self.vision_floor < 1.0, "fusion.vision_floor", self.vision_floor, "a fraction in [0, 1)")
+        check(0.0 <= self.vision_miss_rate < 1.0, "fusion.vision_miss_rate", self.vision_miss_rate, "a probability in [0, 1)")
+        check(self.z_prune >= 2.0, "fusion.z_prune", self.z_prune, "standard deviations >= 2")
+        check(self.cancel_sigmas > 0.0, "fusion.cancel_sigmas", self.cancel_sigmas, "standard deviations > 0")
+        check(1 <= self.max_units <= 8, "fusion.max_units", self.max_units, "an integer in 1..8")
+        check(1 <= self.max_qty_per_track <= self.max_units, "fusion.max_qty_per_track", self.max_qty_per_track,
+              f"an integer in 1..max_units ({self.max_units})")
+        check(self.weight_candidates >= 0, "fusion.weight_candidates", self.weight_candidates, "an integer >= 0")
+        check(self.outlier_range_g > 0.0, "fusion.outlier_range_g", self.outlier_range_g, "grams > 0")
+        check(self.track_identity_boost >= 1.0, "fusion.track_identity_boost", self.track_identity_boost,
+              "a likelihood ratio >= 1")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; one attribute per TOML section."""
 
     preprocess: PreprocessConfig
+    camera: CameraConfig
+    sim: SimConfig
+    recorder: RecorderConfig
     detect: DetectConfig
     scale: ScaleConfig
     engines: EnginesConfig
@@ -410,6 +537,7 @@ class Config:
     supervisor: SupervisorConfig
     log: LogConfig
     tracker: TrackerConfig
+    fusion: FusionConfig
 
 
 # ---------------------------------------------------------------------------------------------
