@@ -209,10 +209,11 @@ class _Scene:
 
     # -- episodes ------------------------------------------------------------------------------
     def add(self, start: int, sku: int, resting: list[_Object], side: int | None = None,
-            target: tuple[float, float] | None = None) -> tuple[_Object, int] | None:
+            target: tuple[float, float] | None = None,
+            size: tuple[float, float] | None = None) -> tuple[_Object, int] | None:
         """Hand carries a new item in and leaves; returns (item, frame the hand is gone)."""
         c, r = self.cfg, self.rng
-        w, h = r.uniform(*c.item_size_px), r.uniform(*c.item_size_px)
+        w, h = size or (r.uniform(*c.item_size_px), r.uniform(*c.item_size_px))
         rest = target or self.rest_position(w, h, resting, start + 200)
         if rest is None:
             return None
@@ -361,17 +362,23 @@ def _script(scene: _Scene, n_skus: int, lookalikes: list[tuple[int, int]]) -> No
             resting.append(out[0])
             f = out[1] - int(r.integers(0, 15))
         elif choice < 0.50 and n_rest < cfg.max_items_in_basket - 1:
-            # Two hands at once from opposite sides; their paths cross in the middle.
-            x0, y0, x1, y1 = scene.inner
-            ya, yb = r.uniform(y0 + 60, y1 - 60, 2)
-            left = scene.rest_position(80, 80, resting, f + 200)
-            right = scene.rest_position(80, 80, resting, f + 200)
-            if left is None or right is None:
+            # Two hands at once from opposite sides; each item lands on the far side, so their
+            # paths cross in the middle.
+            sizes = [tuple(r.uniform(*cfg.item_size_px, 2)) for _ in range(2)]
+            first = scene.rest_position(*sizes[0], resting, f + 200)
+            placeholder = scene.new(ITEM, *sizes[0])  # keeps the second target off the first
+            if first is not None:
+                placeholder.add_key(f, *first, 0.5)
+                placeholder.persist = True
+            second = scene.rest_position(*sizes[1], resting + [placeholder], f + 200)
+            scene.objects.remove(placeholder)
+            if first is None or second is None:
                 f += 10
                 continue
-            targets = ((min(left[0], right[0]), ya), (max(left[0], right[0]), yb))
-            outs = [scene.add(f, int(r.integers(n_skus)), resting, side=1, target=targets[0]),
-                    scene.add(f + int(r.integers(0, 6)), int(r.integers(n_skus)), resting, side=0, target=targets[1])]
+            (left, w_left), (right, w_right) = sorted([(first, sizes[0]), (second, sizes[1])], key=lambda p: p[0][0])
+            outs = [scene.add(f, int(r.integers(n_skus)), resting, side=1, target=left, size=w_left),
+                    scene.add(f + int(r.integers(0, 6)), int(r.integers(n_skus)), resting, side=0, target=right,
+                              size=w_right)]
             done = [o for o in outs if o is not None]
             resting.extend(o[0] for o in done)
             f = max(o[1] for o in done) - int(r.integers(0, 10)) if done else f + 10

@@ -58,9 +58,10 @@ py::tuple assign_from(const py::array& cost, double cost_limit) {
 
 py::tuple linear_assignment_py(const py::handle& cost_obj, double cost_limit) {
   if (std::isnan(cost_limit)) throw py::value_error("cost_limit is nan: expected a number or inf");
-  py::array cost;
-  if (py::isinstance<py::array>(cost_obj)) cost = py::reinterpret_borrow<py::array>(cost_obj);
-  const bool native = cost && (cost.flags() & py::array::c_style) != 0 &&
+  // (A default-constructed py::array is an empty float64 array, not "no array": keep a flag.)
+  const bool is_array = py::isinstance<py::array>(cost_obj);
+  py::array cost = is_array ? py::reinterpret_borrow<py::array>(cost_obj) : py::array();
+  const bool native = is_array && (cost.flags() & py::array::c_style) != 0 &&
                       (cost.dtype().is(py::dtype::of<double>()) || cost.dtype().is(py::dtype::of<float>()));
   if (!native) {
     // Anything else (lists, integer or strided arrays) is converted once to float64.
