@@ -425,3 +425,56 @@ def test_curve_only_authorized_clients_get_events(tmp_path, journal, ctx):
                 c.request("ping")
         for c in (good, bad, plain):
             c.close()
+
+
+# -- caper-edge listen ---------------------------------------------------------------------------
+
+
+def test_listen_json_prints_exactly_the_journaled_events(journal):
+    import subprocess
+    import sys
+
+    with EventServer(_cfg(), journal=journal) as server:
+        committed = [journal.append(_draft(i)) for i in range(5)]  # before listen starts: recovered
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "caper_edge", "listen", "--json", "--since", "0", "--max-events", "8",
+             "--timeout", "60", "--pub", server.pub_endpoint, "--rep", server.rep_endpoint],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            first = proc.stdout.readline()  # the first recovered event: listen is connected
+            for i in range(5, 8):
+                event = journal.append(_draft(i))
+                committed.append(event)
+                server.publish_event(event)
+            for _ in range(100):  # health carries last_seq: a PUB message lost to the slow joiner is recovered
+                if proc.poll() is not None:
+                    break
+                server.publish_health({"journal": {"last_seq": journal.last_seq, "journal_id": journal.journal_id}})
+                time.sleep(0.1)
+            out = proc.stdout.read()  # through the same buffer as readline above
+            proc.wait(60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0
+    assert first + out == "".join(e.to_json_line() for e in committed)
+
+
+def test_listen_view_renders_basket_and_events():
+    from rich.console import Console
+
+    from caper_edge.client import Update
+    from caper_edge.commands.listen import View
+
+    view = View("tcp://127.0.0.1:5556")
+    view.apply(Update("snapshot", data=BasketSnapshot(2, 5, (BasketItem("MILK-1L", 2, {"name": "Milk 1 l"}),),
+                                                       weight_g=2060.0, expected_weight_g=2050.0).to_dict()))
+    view.apply(Update("event", event=Event("item_added", 5, sku="MILK-1L", qty=1, confidence=0.9,
+                                           weight_delta_g=1030.0, track_id=4, seq=2), recovered=True))
+    view.apply(Update("health", data={"state": "running", "worker": {"fps": 29.5, "restarts": 1}}))
+    console = Console(record=True, width=120)
+    console.print(view.render())
+    text = console.export_text()
+    for fragment in ("MILK-1L", "Milk 1 l", "2 items", "2060.0 g", "item_added", "1030.0 g", "fps 29.5",
+                     "restarts 1", "recovered 1"):
+        assert fragment in text

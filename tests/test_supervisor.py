@@ -172,11 +172,16 @@ def test_kill_9_of_the_worker_loses_and_duplicates_nothing(service_factory):
     client = EventClient(svc.pub, svc.rep, timeout_s=1.0)
     follower = EventFollower(client, since=0)
     delivered: list[Event] = []
+    healths: list[dict] = []
 
     def collect_until(n, timeout=60.0):
         deadline = time.monotonic() + timeout
         while len(delivered) < n and time.monotonic() < deadline:
-            delivered.extend(u.event for u in follower.poll(0.2) if u.kind == "event")
+            for u in follower.poll(0.2):
+                if u.kind == "event":
+                    delivered.append(u.event)
+                elif u.kind == "health":
+                    healths.append(u.data)
         return len(delivered) >= n
 
     try:
@@ -219,6 +224,13 @@ def test_kill_9_of_the_worker_loses_and_duplicates_nothing(service_factory):
     lines = svc.systemd.lines()
     assert lines.count("READY=1") == 1 and "STOPPING=1" in lines
     assert "killed by signal 9" in svc.stderr
+    # The 1 Hz health message told subscribers about the restart, with the pipeline's figures.
+    after = [h for h in healths if h["worker"]["restarts"] == 1 and h["worker"]["ready"]]
+    assert after and after[-1]["worker"]["last_exit"] == "killed by signal 9"
+    h = after[-1]
+    assert h["journal"]["journal_id"] == follower.journal_id and h["journal"]["last_seq"] >= 1
+    assert h["system"]["rss_mb"]["worker"] > 0 and h["pipeline"]["stages"]["synthetic"]["latency_ms_p99"] >= 0
+    assert h["pipeline"]["sensors"]["camera"] == "streaming"
 
 
 def _stall_then_recovery(lines):
