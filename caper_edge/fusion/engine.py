@@ -1,0 +1,589 @@
+"""Fusion: vision zone transitions + weight changes -> basket events (docs/fusion.md).
+
+The unit of decision is an *episode*: one weight change (provisional, then settled) and the
+vision transitions of the same sign found near it in time (entered with a rise, left with a
+fall). Steps:
+
+1. **Pair.** A weight change claims the waiting vision transitions whose crossing time lies in
+   ``[t_start - pair_before_s, t_settled + pair_after_s]``; a transition arriving later joins an
+   open episode whose window holds it.
+2. **Explain.** When the weight has settled, every combination of catalogue units (adds) or
+   basket units (removals) that could make up delta W is scored (:mod:`.explain`): vision
+   candidates are the labels' priors, the weight likelihood decides between them.
+3. **Commit** the best explanation when its posterior reaches ``commit_posterior``; while it does
+   not, hold the episode for more evidence (a late track, sharper SKU posteriors) up to
+   ``decision_timeout_s`` after the weight settled, then commit it with its (lower) posterior.
+4. **Mismatches.** A weight change with no vision after ``unseen_hold_s`` -> ``unexpected_weight``
+   (a fall that fits basket units is an unseen removal instead); a confident vision SKU the weight
+   rules out -> ``weight_mismatch``; an entering track with no weight change after
+   ``weight_wait_s`` -> ``unconfirmed_item``. Unseen opposite changes that cancel (lift and put
+   back) raise nothing.
+
+Every event's ``confidence`` is a posterior probability: for an item event, the marginal
+probability that the SKU's count in this weight change is the reported ``qty``.
+
+Fusion is a pure function of its inputs and their order (no clocks, no randomness), so a replay
+gives the same events every time. Not thread-safe: one caller.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..basket import Basket
+from ..catalog import Catalog
+from ..config import FusionConfig, default_table, from_table
+from ..events import Event
+from .explain import Explanation, Option, PoolItem, explain
+from .inputs import ENTERED, LEFT, Candidates, VisionEvent, WeightChange, weight_change
+
+__all__ = ["Fusion", "MODES", "default_fusion_config"]
+
+MODES = ("fusion", "vision_only", "weight_only")
+_NS = 1_000_000_000
+_MAX_TRACKS = 3  # tracks explained jointly in one episode; more are treated as duplicates
+
+
+def default_fusion_config(**overrides: Any) -> FusionConfig:
+    """default.toml's ``[fusion]`` with ``overrides`` applied (validated)."""
+    table = dict(default_table()["fusion"])
+    for key, value in overrides.items():
+        if key not in table:
+            raise ValueError(f"unknown fusion parameter {key!r} (known: {', '.join(sorted(table))})")
+        table[key] = value
+    return from_table(FusionConfig, table, prefix="fusion.")
+
+
+@dataclass
+class _Vision:
+    ev: VisionEvent
+    deadline_ns: int
+    candidates: Candidates
+
+
+@dataclass
+class _Episode:
+    serial: int
+    weight: WeightChange
+    sign: int
+    vision: list[_Vision] = field(default_factory=list)
+    settled_at_ns: int | None = None      # when the settled change reached fusion
+    committed: bool = False
+    units: Counter = field(default_factory=Counter)  # committed units (absorbing late tracks)
+
+    @property
+    def settled(self) -> bool:
+        return self.settled_at_ns is not None
+
+    def window(self, cfg: FusionConfig) -> tuple[int, int]:
+        return (self.weight.t_start_ns - int(cfg.pair_before_s * _NS), self.weight.t_settled_ns + int(cfg.pair_after_s * _NS))
+
+    def holds(self, t_ns: int, cfg: FusionConfig) -> bool:
+        lo, hi = self.window(cfg)
+        return lo <= t_ns <= hi
+
+
+class Fusion:
+    """Turns :class:`VisionEvent` s and weight changes into draft :class:`~caper_edge.events.Event` s.
+
+    Feed inputs in time order: :meth:`on_vision`, :meth:`on_weight`, and :meth:`tick` with the
+    stream time (every frame / scale sample, or at least every 100 ms) so waiting decisions
+    time out; :meth:`flush` at the end of a stream. Each call returns the events it decided
+    (drafts: ``seq`` None); the basket (:attr:`basket`) is already updated for them.
+
+    ``mode`` (default: the config's) is ``"fusion"``, ``"vision_only"`` (weight ignored: the
+    ablation "weight off") or ``"weight_only"`` (vision ignored: "vision off").
+    """
+
+    def __init__(self, catalog: Catalog, config: FusionConfig | None = None, *, basket: Basket | None = None,
+                 mode: str | None = None) -> None:
+        if not isinstance(catalog, Catalog) or len(catalog) == 0:
+            raise ValueError(f"catalog must be a non-empty Catalog, got {catalog!r:.80}")
+        self.config = config if config is not None else default_fusion_config()
+        self.mode = mode if mode is not None else self.config.mode
+        if self.mode not in MODES:
+            raise ValueError(f"fusion mode = {self.mode!r}: expected one of {', '.join(MODES)}")
+        self.catalog = catalog
+        self.basket = basket if basket is not None else Basket()
+        self.now_ns = 0
+        self._pool: list[_Vision] = []
+        self._episodes: list[_Episode] = []
+        self._serial = 0
+        self.stats = Counter()
+        # Weight-sorted catalogue, for the "which SKUs fit this weight" candidates.
+        self._by_weight = sorted(catalog, key=lambda p: (p.weight_g, p.sku))
+
+    # =========================================================================================
+    # Inputs
+    # =========================================================================================
+
+    def on_vision(self, ev: VisionEvent) -> list[Event]:
+        """One entered/left transition (see :class:`VisionEvent`)."""
+        if not isinstance(ev, VisionEvent):
+            raise ValueError(f"on_vision expects a VisionEvent, got {type(ev).__name__}")
+        self._advance(ev.decided_t_ns)
+        self.stats[f"vision_{ev.kind}"] += 1
+        if self.mode == "weight_only":
+            return self._due()
+        cands = self._known(ev.candidates)
+        if self.mode == "vision_only":
+            return self._vision_only(ev, cands) + self._due()
+        v = _Vision(ev, ev.decided_t_ns + int(self.config.weight_wait_s * _NS), cands)
+        sign = 1 if ev.kind == ENTERED else -1
+        open_eps = [e for e in self._episodes if not e.committed and e.sign == sign and e.holds(ev.t_ns, self.config)]
+        if open_eps:
+            ep = min(open_eps, key=lambda e: abs(e.weight.t_start_ns - ev.t_ns))
+            ep.vision.append(v)
+            return self._decide(ep) + self._due()
+        if any(self._absorbs(e, v) for e in self._episodes if e.committed and e.sign == sign):
+            self.stats["vision_absorbed"] += 1
+            return self._due()
+        self._pool.append(v)
+        return self._due()
+
+    def on_weight(self, event: Any) -> list[Event]:
+        """One weight change: a :class:`caper_edge.scale.WeightEvent` or a :class:`WeightChange`."""
+        w = weight_change(event)
+        self._advance(w.t_decided_ns)
+        self.stats[f"weight_{w.kind}"] += 1
+        if self.mode == "vision_only":
+            return self._due()
+        ep = next((e for e in self._episodes if e.weight.t_start_ns == w.t_start_ns and not e.committed), None)
+        if w.kind == "cancelled":
+            if ep is not None:
+                self._episodes.remove(ep)
+                self._pool.extend(ep.vision)
+            return self._due()
+        if ep is None:
+            self._serial += 1
+            ep = _Episode(self._serial, w, 1 if w.delta_g > 0 else -1)
+            self._episodes.append(ep)
+        elif ep.settled:
+            return self._due()  # a provisional after the settled change: stale
+        ep.weight = w
+        ep.sign = 1 if w.delta_g > 0 else -1
+        if w.kind == "settled":
+            ep.settled_at_ns = w.t_decided_ns
+        if self.mode != "weight_only":
+            self._claim(ep)
+        return self._decide(ep) + self._due()
+
+    def update_candidates(self, track_id: int, candidates: Candidates) -> list[Event]:
+        """A sharper SKU posterior of a track whose transition is still undecided (the replay
+        loop passes them while the track is in :meth:`pending_track_ids`)."""
+        cands = self._known(candidates)
+        touched = []
+        for v in self._pool:
+            if v.ev.track_id == track_id:
+                v.candidates = cands
+        for ep in self._episodes:
+            if not ep.committed and any(v.ev.track_id == track_id for v in ep.vision):
+                for v in ep.vision:
+                    if v.ev.track_id == track_id:
+                        v.candidates = cands
+                touched.append(ep)
+        out = []
+        for ep in touched:
+            out += self._decide(ep)
+        return out
+
+    def pending_track_ids(self) -> set[int]:
+        ids = {v.ev.track_id for v in self._pool}
+        for ep in self._episodes:
+            if not ep.committed:
+                ids.update(v.ev.track_id for v in ep.vision)
+        return ids
+
+    def tick(self, t_ns: int) -> list[Event]:
+        """Advance the stream clock to ``t_ns``; returns the decisions that timed out."""
+        self._advance(int(t_ns))
+        return self._due()
+
+    def flush(self) -> list[Event]:
+        """End of stream: decide everything still waiting, as if every timeout had passed."""
+        horizon = max([v.deadline_ns for v in self._pool] + [self.now_ns]) + int(
+            (self.config.decision_timeout_s + self.config.unseen_hold_s + self.config.weight_wait_s) * _NS)
+        out = []
+        for ep in [e for e in self._episodes if not e.committed]:
+            if not ep.settled:  # only a provisional change: take it as the settled one
+                ep.settled_at_ns = ep.weight.t_decided_ns
+        self.now_ns = horizon
+        out += self._due()
+        return out
+
+    def reset(self) -> int:
+        """Forget everything pending and empty the basket; returns the units cleared."""
+        self._pool.clear()
+        self._episodes.clear()
+        return self.basket.clear()
+
+    # =========================================================================================
+    # Scheduling
+    # =========================================================================================
+
+    def _advance(self, t_ns: int) -> None:
+        if t_ns > self.now_ns:
+            self.now_ns = t_ns
+
+    def _due(self) -> list[Event]:
+        out: list[Event] = []
+        for ep in [e for e in self._episodes if not e.committed and e.settled]:
+            if ep in self._episodes:  # a cancellation may have removed it meanwhile
+                out += self._decide(ep)
+        for v in sorted((v for v in self._pool if v.deadline_ns <= self.now_ns), key=lambda v: (v.deadline_ns, v.ev.track_id)):
+            self._pool.remove(v)
+            out += self._expire_vision(v)
+        horizon = self.now_ns - int((self.config.pair_after_s + self.config.pair_before_s) * _NS)
+        self._episodes = [e for e in self._episodes if not (e.committed and e.weight.t_settled_ns < horizon)]
+        return out
+
+    def _claim(self, ep: _Episode) -> None:
+        kind = ENTERED if ep.sign > 0 else LEFT
+        mine = [v for v in self._pool if v.ev.kind == kind and ep.holds(v.ev.t_ns, self.config)]
+        for v in mine:
+            self._pool.remove(v)
+        ep.vision.extend(mine)
+        ep.vision.sort(key=lambda v: (v.ev.t_ns, v.ev.track_id))
+
+    def _absorbs(self, ep: _Episode, v: _Vision) -> bool:
+        """A late transition of an item this committed episode already explained (an unseen extra
+        unit, or the same item under a second track ID)."""
+        if not ep.holds(v.ev.t_ns, self.config):
+            return False
+        return any(sku in ep.units and p >= self.config.absorb_min_prob for sku, p in v.candidates) or (
+            not v.candidates and bool(ep.units))
+
+    # =========================================================================================
+    # Decisions
+    # =========================================================================================
+
+    def _decide(self, ep: _Episode) -> list[Event]:
+        if ep.committed or not ep.settled:
+            return []
+        cfg = self.config
+        waited = self.now_ns - ep.settled_at_ns
+        if self.mode != "weight_only" and not ep.vision:
+            if waited < cfg.unseen_hold_s * _NS:
+                return []
+            partner = self._cancelling_partner(ep)
+            if partner is not None:
+                self._episodes.remove(ep)
+                self._episodes.remove(partner)
+                self.stats["unseen_pairs_cancelled"] += 1
+                return []
+            return self._commit_unseen(ep)
+        exps = self._explain(ep)
+        if exps[0].prob >= cfg.commit_posterior or waited >= cfg.decision_timeout_s * _NS:
+            self.stats["timeout_commits" if exps[0].prob < cfg.commit_posterior else "confident_commits"] += 1
+            return self._commit(ep, exps)
+        return []
+
+    def _cancelling_partner(self, ep: _Episode) -> _Episode | None:
+        cfg = self.config
+        for other in self._episodes:
+            if other is ep or other.committed or other.vision or other.sign == ep.sign:
+                continue
+            a, b = ep.weight, other.weight
+            sd = math.sqrt(a.sigma_g ** 2 + b.sigma_g ** 2 + 2 * cfg.scale_noise_g ** 2
+                           + (cfg.relative_error * abs(a.delta_g)) ** 2)
+            if abs(a.delta_g + b.delta_g) <= cfg.cancel_sigmas * sd:
+                return other
+        return None
+
+    # -- explanations --------------------------------------------------------------------------
+
+    def _sigma(self, w: WeightChange) -> float:
+        return math.sqrt(w.sigma_g ** 2 + self.config.scale_noise_g ** 2)
+
+    def _explain(self, ep: _Episode, use_vision: bool = True) -> list[Explanation]:
+        cfg = self.config
+        w = ep.weight
+        tracks = ep.vision[:_MAX_TRACKS] if (use_vision and self.mode != "weight_only") else []
+        if ep.sign > 0:
+            levels = [self._add_options(v, w.delta_g, len(tracks)) for v in tracks]
+            pool = self._add_pool(tracks)
+            available = None
+        else:
+            levels = [self._remove_options(v) for v in tracks]
+            pool = self._basket_pool()
+            available = dict(self.basket.counts())
+        if tracks:
+            n_extra = max(0, min(2, cfg.max_units - len(tracks)))
+            extra = [0.0] + [e * math.log(cfg.extra_unit_prior) for e in range(1, n_extra + 1)]
+        else:
+            extra = [-math.inf] + [(e - 1) * math.log(cfg.multi_unit_prior) for e in range(1, cfg.max_units + 1)]
+        return explain(w.delta_g, self._sigma(w), levels=levels, pool=pool, extra_log_prior=extra,
+                       relative_error=cfg.relative_error, z_prune=cfg.z_prune,
+                       outlier_log_prior=math.log(cfg.outlier_prior), outlier_range_g=cfg.outlier_range_g,
+                       available=available)
+
+    def _vision_dist(self, cands: Candidates) -> dict[str, float]:
+        """Top-k probabilities with the remaining mass spread over the rest of the catalogue,
+        mixed with ``vision_floor`` of a uniform prior (confidently wrong vision stays correctable)."""
+        n = len(self.catalog)
+        phi = self.config.vision_floor
+        top = dict(cands)
+        residual = max(0.0, 1.0 - sum(top.values()))
+        rest = residual / (n - len(top)) if n > len(top) else 0.0
+        return {p.sku: (1 - phi) * top.get(p.sku, rest) + phi / n for p in self.catalog}
+
+    def _count_log_prior(self, n: int) -> float:
+        r, k = self.config.multi_unit_prior, self.config.max_qty_per_track
+        return math.log((1 - r) * r ** (n - 1) / (1 - r ** k))
+
+    def _spurious(self, v: _Vision) -> float:
+        return self.config.born_inside_spurious_prior if v.ev.born_inside else self.config.spurious_track_prior
+
+    def _add_options(self, v: _Vision, delta_g: float, n_tracks: int) -> list[Option]:
+        cfg = self.config
+        dist = self._vision_dist(v.candidates)
+        labels = [s for s, _ in v.candidates]
+        for s, _ in v.candidates:
+            labels += self.catalog.lookalikes(s)
+        if n_tracks == 1:
+            labels += self._weight_fits(abs(delta_g))
+        ps = self._spurious(v)
+        opts = [Option(None, 0, math.log(ps), 0.0, 0.0)]
+        for sku in dict.fromkeys(labels):
+            p = self.catalog[sku]
+            for n in range(1, cfg.max_qty_per_track + 1):
+                lp = math.log(1 - ps) + math.log(dist[sku]) + self._count_log_prior(n)
+                opts.append(Option(sku, n, lp, n * p.weight_g, n * p.weight_std_g ** 2))
+        return opts
+
+    def _weight_fits(self, target_g: float) -> list[str]:
+        """The ``weight_candidates`` SKUs whose n units (n <= max_qty_per_track) come closest to
+        ``target_g`` in standard deviations."""
+        cfg = self.config
+        scored = []
+        for p in self._by_weight:
+            best = min(abs(target_g - n * p.weight_g) / math.sqrt(cfg.scale_noise_g ** 2 + n * p.weight_std_g ** 2
+                                                                    + (cfg.relative_error * target_g) ** 2)
+                       for n in range(1, cfg.max_qty_per_track + 1))
+            scored.append((best, p.sku))
+        scored.sort()
+        return [s for z, s in scored[: cfg.weight_candidates] if z <= cfg.z_prune]
+
+    def _add_pool(self, tracks: list[_Vision]) -> list[PoolItem]:
+        n = len(self.catalog)
+        if tracks:
+            dists = [self._vision_dist(v.candidates) for v in tracks]
+            prior = {p.sku: 0.5 / n + 0.5 * sum(d[p.sku] for d in dists) / len(dists) for p in self.catalog}
+        else:
+            prior = {p.sku: 1.0 / n for p in self.catalog}
+        return [PoolItem(p.sku, math.log(prior[p.sku]), p.weight_g, p.weight_std_g ** 2) for p in self.catalog]
+
+    def _basket_share(self) -> dict[str, float]:
+        counts = self.basket.counts()
+        total = sum(counts.values())
+        return {s: c / total for s, c in counts.items()} if total else {}
+
+    def _basket_pool(self) -> list[PoolItem]:
+        pool = []
+        for sku, share in self._basket_share().items():
+            p = self.catalog.get(sku)
+            if p is not None:
+                pool.append(PoolItem(sku, math.log(share), p.weight_g, p.weight_std_g ** 2))
+        return pool
+
+    def _removal_dist(self, v: _Vision) -> dict[str, float]:
+        """P(the leaving track is SKU s) over the basket's SKUs: vision restricted to the basket,
+        boosted where the track itself brought that line in, mixed with the basket shares."""
+        share = self._basket_share()
+        if not share:
+            return {}
+        vis = self._vision_dist(v.candidates) if v.candidates else {}
+        raw = {s: (vis.get(s, 0.0) if vis else share[s]) for s in share}
+        for s in raw:
+            line = self.basket.line(s)
+            if line is not None and v.ev.track_id in line.track_ids:
+                raw[s] *= self.config.track_identity_boost
+        total = sum(raw.values())
+        phi = self.config.vision_floor
+        return {s: (1 - phi) * (raw[s] / total if total > 0 else share[s]) + phi * share[s] for s in share}
+
+    def _remove_options(self, v: _Vision) -> list[Option]:
+        ps = self._spurious(v)
+        opts = [Option(None, 0, math.log(ps), 0.0, 0.0)]
+        for sku, p_s in self._removal_dist(v).items():
+            p = self.catalog.get(sku)
+            if p is None or p_s <= 0:
+                continue
+            for n in range(1, min(self.config.max_qty_per_track, self.basket.qty(sku)) + 1):
+                lp = math.log(1 - ps) + math.log(p_s) + self._count_log_prior(n)
+                opts.append(Option(sku, n, lp, n * p.weight_g, n * p.weight_std_g ** 2))
+        return opts
+
+    # -- commits -------------------------------------------------------------------------------
+
+    def _commit(self, ep: _Episode, exps: list[Explanation]) -> list[Event]:
+        ep.committed = True
+        best = exps[0]
+        tracks = ep.vision[:_MAX_TRACKS]
+        w = ep.weight
+        if best.outlier:
+            return self._commit_outlier(ep, best)
+        out: list[Event] = []
+        counts = Counter(dict(best.counts))
+        labelled = {}
+        for v, (sku, _n) in zip(tracks, best.tracks):
+            top, p_top = v.candidates[0] if v.candidates else (None, 0.0)
+            if sku is None:
+                if self._confident(v) and ep.sign > 0:
+                    out.append(self._unconfirmed(v))
+                continue
+            labelled.setdefault(sku, v.ev.track_id)
+            if (top is not None and p_top >= self.config.mismatch_vision_min and sku != top
+                    and sku not in self.catalog.lookalikes(top)):
+                out.append(self._event("weight_mismatch", w.t_settled_ns, top, 1, best.prob, w.delta_g, v.ev.track_id,
+                                       evidence=self._evidence(ep, exps, weight_says=sku)))
+                if self.config.mismatch_adds_vision_item and self._can_apply(ep.sign, top, 1):
+                    counts[sku] -= 1
+                    counts[top] += 1
+        total_mean = sum(self.catalog[s].weight_g * n for s, n in counts.items() if n > 0) or 1.0
+        for sku, n in counts.items():
+            if n <= 0:
+                continue
+            conf = _marginal(exps, sku, n) if sku in dict(best.counts) and dict(best.counts)[sku] == n else _substituted_confidence(ep, sku)
+            share = w.delta_g * self.catalog[sku].weight_g * n / total_mean
+            out.append(self._apply(ep.sign, sku, n, conf, share, labelled.get(sku), w.t_settled_ns,
+                                   self._evidence(ep, exps)))
+            ep.units[sku] += n
+        # Tracks beyond _MAX_TRACKS: duplicates of the explained items, consumed silently.
+        return out
+
+    def _commit_outlier(self, ep: _Episode, best: Explanation) -> list[Event]:
+        w = ep.weight
+        confident = [v for v in ep.vision[:_MAX_TRACKS] if self._confident(v)]
+        evidence = self._evidence(ep, [best])
+        if not confident:
+            return [self._event("unexpected_weight", w.t_settled_ns, None, 0, self._unseen_confidence(), w.delta_g, None,
+                                evidence=evidence)]
+        out = []
+        for v in confident:
+            top, p_top = v.candidates[0]
+            out.append(self._event("weight_mismatch", w.t_settled_ns, top, 1, best.prob, w.delta_g, v.ev.track_id,
+                                   evidence=evidence))
+            if self.config.mismatch_adds_vision_item and self._can_apply(ep.sign, top, 1):
+                # The weight disagrees: at most even odds that the seen SKU is what was moved.
+                out.append(self._apply(ep.sign, top, 1, 0.5 * p_top, None, v.ev.track_id, w.t_settled_ns, evidence))
+                ep.units[top] += 1
+        return out
+
+    def _commit_unseen(self, ep: _Episode) -> list[Event]:
+        """A weight change nobody saw. A rise is an alarm (possible shrink); a fall that fits
+        basket units is an unseen removal; any other fall is an alarm too."""
+        ep.committed = True
+        w = ep.weight
+        exps = self._explain(ep, use_vision=False)
+        best = exps[0]
+        evidence = self._evidence(ep, exps)
+        if ep.sign < 0 and not best.outlier:
+            out = []
+            for sku, n in best.counts:
+                out.append(self._apply(-1, sku, n, _marginal(exps, sku, n), w.delta_g * self.catalog[sku].weight_g * n
+                                       / best.mean_g, None, w.t_settled_ns, evidence))
+                ep.units[sku] += n
+            return out
+        sku, qty = None, 0
+        if not best.outlier and len(best.counts) == 1 and best.prob >= 0.5:
+            sku, qty = best.counts[0]
+        self.stats["unexpected_weight"] += 1
+        return [self._event("unexpected_weight", w.t_settled_ns, sku, qty, self._unseen_confidence(), w.delta_g, None,
+                            evidence=evidence)]
+
+    def _unseen_confidence(self) -> float:
+        return 1.0 - self.config.vision_miss_rate
+
+    def _confident(self, v: _Vision) -> bool:
+        return bool(v.candidates) and not v.ev.born_inside and v.candidates[0][1] >= self.config.mismatch_vision_min
+
+    def _expire_vision(self, v: _Vision) -> list[Event]:
+        """A transition no weight change claimed in time."""
+        if v.ev.kind == ENTERED and not v.ev.born_inside and v.candidates:
+            self.stats["unconfirmed_item"] += 1
+            return [self._unconfirmed(v)]
+        self.stats[f"vision_{v.ev.kind}_dropped"] += 1
+        return []
+
+    def _unconfirmed(self, v: _Vision) -> Event:
+        top, p_top = v.candidates[0] if v.candidates else (None, 0.0)
+        conf = (1.0 - self.config.spurious_track_prior) * min(1.0, sum(p for _, p in v.candidates))
+        return self._event("unconfirmed_item", v.ev.t_ns, top, 1 if top else 0, conf, None, v.ev.track_id,
+                           t_decided_ns=self.now_ns)
+
+    # -- vision only -------------------------------------------------------------------------
+
+    def _vision_only(self, ev: VisionEvent, cands: Candidates) -> list[Event]:
+        if ev.kind == ENTERED:
+            if ev.born_inside or not cands:
+                return []
+            sku, p = cands[0]
+            return [self._apply(1, sku, 1, p, None, ev.track_id, ev.t_ns, None)]
+        dist = self._removal_dist(_Vision(ev, 0, cands))
+        if not dist:
+            return []
+        sku = max(sorted(dist), key=lambda s: dist[s])
+        return [self._apply(-1, sku, 1, dist[sku], None, ev.track_id, ev.t_ns, None)]
+
+    # -- event construction --------------------------------------------------------------------
+
+    def _can_apply(self, sign: int, sku: str, n: int) -> bool:
+        return sign > 0 or self.basket.qty(sku) >= n
+
+    def _apply(self, sign: int, sku: str, n: int, conf: float, delta_g: float | None, track_id: int | None,
+               t_ns: int, evidence: dict | None) -> Event:
+        conf = min(1.0, max(0.0, conf))
+        if sign > 0:
+            self.basket.add(sku, n, confidence=conf, track_id=track_id, t_ns=t_ns)
+            kind = "item_added"
+        else:
+            self.basket.remove(sku, n)
+            kind = "item_removed"
+        self.stats[kind] += 1
+        return self._event(kind, t_ns, sku, n, conf, delta_g, track_id, evidence=evidence)
+
+    def _event(self, kind: str, t_ns: int, sku: str | None, qty: int, conf: float, delta_g: float | None,
+               track_id: int | None, *, evidence: dict | None = None, t_decided_ns: int | None = None) -> Event:
+        extras: dict[str, Any] = {"t_decided_ns": int(t_decided_ns if t_decided_ns is not None else self.now_ns)}
+        if evidence:
+            extras["evidence"] = evidence
+        return Event(type=kind, t_ns=int(t_ns), sku=sku, qty=int(qty), confidence=round(min(1.0, max(0.0, conf)), 4),
+                     weight_delta_g=None if delta_g is None else round(float(delta_g), 2), track_id=track_id,
+                     extras=extras)
+
+    def _evidence(self, ep: _Episode, exps: Iterable[Explanation], weight_says: str | None = None) -> dict[str, Any]:
+        alts = []
+        for e in list(exps)[:3]:
+            label = "outlier" if e.outlier else "+".join(f"{n}x{s}" for s, n in e.counts)
+            alts.append([label, round(e.prob, 4)])
+        out: dict[str, Any] = {
+            "delta_g": round(ep.weight.delta_g, 2),
+            "sigma_g": round(self._sigma(ep.weight), 2),
+            "tracks": [[v.ev.track_id] + [[s, round(p, 3)] for s, p in v.candidates[:3]] for v in ep.vision[:_MAX_TRACKS]],
+            "alternatives": alts,
+        }
+        if weight_says is not None:
+            out["weight_says"] = weight_says
+        return out
+
+    def _known(self, cands: Candidates) -> Candidates:
+        """Candidates restricted to catalogue SKUs (a gallery SKU the catalogue lacks cannot be weighed)."""
+        return tuple((s, p) for s, p in cands if s in self.catalog)
+
+
+def _marginal(exps: list[Explanation], sku: str, n: int) -> float:
+    """P(the change holds exactly n units of sku) over all explanations."""
+    return sum(e.prob for e in exps if dict(e.counts).get(sku, 0) == n)
+
+
+def _substituted_confidence(ep: _Episode, sku: str) -> float:
+    """Confidence of a unit substituted by the mismatch policy: the vision probability of it."""
+    best = 0.0
+    for v in ep.vision:
+        best = max(best, dict(v.candidates).get(sku, 0.0))
+    return 0.5 * best

@@ -1,0 +1,363 @@
+"""Fusion decision rules on hand-made streams of vision transitions and weight changes.
+
+The catalogue is made here (not the simulator's) and every expected outcome follows from the
+numbers by hand: e.g. 875 g = 690 g (jam) + 185 g (tuna) and nothing else in the catalogue
+comes within 6 standard deviations of it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from caper_edge.basket import Basket
+from caper_edge.catalog import Catalog, Product
+from caper_edge.fusion import Fusion, VisionEvent, WeightChange, default_fusion_config, explain
+from caper_edge.fusion.explain import Option, PoolItem
+
+S = 1_000_000_000
+
+CATALOG = Catalog([
+    Product("JAM", "Strawberry Jam", 690, 6, 2.49),
+    Product("TUNA", "Tuna", 185, 2, 1.49),
+    Product("CHOC", "Dark Chocolate", 104, 1, 1.99),
+    Product("OIL", "Olive Oil", 1240, 8, 7.49),
+    Product("YOG", "Yoghurt 500 g", 530, 5, 1.49, look_group="yog"),
+    Product("YOG_LIGHT", "Yoghurt Light 400 g", 425, 5, 1.59, look_group="yog"),
+    Product("RICE", "Rice 500 g", 512, 4, 1.69),
+    Product("SUGAR", "Sugar 500 g", 510, 4, 0.99),
+])
+
+
+def ns(t: float) -> int:
+    return round(t * S)
+
+
+def seen(track: int, t: float, *cands: tuple[str, float], kind: str = "entered", born_inside: bool = False) -> VisionEvent:
+    """A transition crossing at t seconds, decided 0.3 s later."""
+    return VisionEvent(kind, track, ns(t), ns(t + 0.3), tuple(cands), born_inside)
+
+
+def weighed(t_start: float, delta_g: float, kind: str = "settled", sigma_g: float = 0.5) -> WeightChange:
+    """A change starting at t_start, settled 0.6 s later, decided 0.2 s after that."""
+    return WeightChange(kind, ns(t_start), ns(t_start + 0.6), ns(t_start + 0.8), delta_g, sigma_g)
+
+
+def run(fusion: Fusion, *inputs: VisionEvent | WeightChange, until: float = 30.0) -> list:
+    """Feed inputs in decision-time order with a 50 ms tick between them, then tick to ``until``."""
+    def t_of(x):
+        return x.decided_t_ns if isinstance(x, VisionEvent) else x.t_decided_ns
+
+    events = []
+    t = 0
+    for x in sorted(inputs, key=t_of):
+        while t + S // 20 < t_of(x):
+            t += S // 20
+            events += fusion.tick(t)
+        events += fusion.on_vision(x) if isinstance(x, VisionEvent) else fusion.on_weight(x)
+    while t < until * S:
+        t += S // 20
+        events += fusion.tick(t)
+    return events
+
+
+def summary(events) -> list[tuple]:
+    return [(e.type, e.sku, e.qty) for e in events]
+
+
+@pytest.fixture
+def fusion() -> Fusion:
+    return Fusion(CATALOG)
+
+
+# -- additions ------------------------------------------------------------------------------------
+
+
+def test_one_item(fusion):
+    events = run(fusion, seen(1, 1.0, ("JAM", 0.9), ("OIL", 0.05)), weighed(1.2, 690.5))
+    assert summary(events) == [("item_added", "JAM", 1)]
+    e = events[0]
+    assert e.track_id == 1 and e.weight_delta_g == pytest.approx(690.5)
+    assert e.t_ns == ns(1.8)                      # the moment the weight settled
+    assert e.extras["t_decided_ns"] == ns(2.0)    # decided with the settled change
+    assert e.confidence > 0.99
+    assert fusion.basket.counts() == {"JAM": 1}
+
+
+def test_two_of_the_same_on_one_track(fusion):
+    events = run(fusion, seen(1, 1.0, ("TUNA", 0.95)), weighed(1.2, 370.4))
+    assert summary(events) == [("item_added", "TUNA", 2)]
+    assert fusion.basket.counts() == {"TUNA": 2}
+
+
+def test_two_of_the_same_on_two_tracks(fusion):
+    events = run(fusion, seen(1, 1.0, ("TUNA", 0.9)), seen(2, 1.1, ("TUNA", 0.9)), weighed(1.2, 369.7))
+    assert sum(e.qty for e in events if e.type == "item_added" and e.sku == "TUNA") == 2
+    assert {e.type for e in events} == {"item_added"}
+    assert fusion.basket.counts() == {"TUNA": 2}
+
+
+def test_two_different_items_at_once(fusion):
+    events = run(fusion, seen(1, 1.0, ("JAM", 0.9)), seen(2, 1.1, ("TUNA", 0.85)), weighed(1.2, 875.3))
+    assert sorted(summary(events)) == [("item_added", "JAM", 1), ("item_added", "TUNA", 1)]
+    tracks = {e.sku: e.track_id for e in events}
+    assert tracks == {"JAM": 1, "TUNA": 2}
+    # The weight is shared in proportion to the catalogue weights: 690/875 and 185/875 of it.
+    shares = {e.sku: e.weight_delta_g for e in events}
+    assert shares["JAM"] == pytest.approx(875.3 * 690 / 875, abs=0.01)
+    assert shares["JAM"] + shares["TUNA"] == pytest.approx(875.3, abs=0.02)
+
+
+def test_two_different_items_one_track_seen(fusion):
+    # Only the jam's track was seen; 875 g needs a tuna beside it. The tuna's track arriving
+    # afterwards is absorbed (it does not raise unconfirmed_item).
+    events = run(fusion, seen(1, 1.0, ("JAM", 0.9)), weighed(1.2, 875.3), seen(2, 2.0, ("TUNA", 0.8)))
+    assert sorted(summary(events)) == [("item_added", "JAM", 1), ("item_added", "TUNA", 1)]
+    assert fusion.basket.counts() == {"JAM": 1, "TUNA": 1}
+
+
+def test_lookalike_resolved_by_weight(fusion):
+    events = run(fusion, seen(1, 1.0, ("YOG", 0.55), ("YOG_LIGHT", 0.44)), weighed(1.2, 424.0))
+    assert summary(events) == [("item_added", "YOG_LIGHT", 1)]
+    assert events[0].confidence > 0.95
+
+
+def test_lookalike_confidently_wrong_vision_is_not_a_mismatch(fusion):
+    # Vision is sure of the regular yoghurt, the weight says light: a look-alike, so the weight
+    # decides without an alarm.
+    events = run(fusion, seen(1, 1.0, ("YOG", 0.95), ("YOG_LIGHT", 0.04)), weighed(1.2, 425.8))
+    assert summary(events) == [("item_added", "YOG_LIGHT", 1)]
+
+
+def test_weighalikes_resolved_by_vision(fusion):
+    events = run(fusion, seen(1, 1.0, ("RICE", 0.96), ("SUGAR", 0.03)), weighed(1.2, 511.0))
+    assert summary(events) == [("item_added", "RICE", 1)]
+
+
+# -- removals -------------------------------------------------------------------------------------
+
+
+def test_remove_one_of_two_identical(fusion):
+    events = run(fusion, seen(1, 1.0, ("TUNA", 0.9)), seen(2, 1.1, ("TUNA", 0.9)), weighed(1.2, 370.0),
+                 seen(2, 6.0, ("TUNA", 0.9), kind="left"), weighed(5.5, -184.6))
+    assert summary(events)[-1] == ("item_removed", "TUNA", 1)
+    assert events[-1].track_id == 2 and events[-1].weight_delta_g == pytest.approx(-184.6)
+    assert fusion.basket.counts() == {"TUNA": 1}
+
+
+def test_removal_candidates_come_from_the_basket(fusion):
+    # Vision is unsure what left (it only saw the top of a can), the weight says 185 g, and the
+    # basket holds a tuna: the removal is the tuna.
+    fusion.basket.add("TUNA", 1, confidence=1.0, track_id=7)
+    fusion.basket.add("JAM", 1, confidence=1.0, track_id=8)
+    events = run(fusion, seen(3, 2.0, ("OIL", 0.4), ("TUNA", 0.3), kind="left"), weighed(1.6, -185.5))
+    assert summary(events) == [("item_removed", "TUNA", 1)]
+    assert fusion.basket.counts() == {"JAM": 1}
+
+
+def test_unseen_removal_that_fits_the_basket(fusion):
+    fusion.basket.add("JAM", 1, track_id=1)
+    fusion.basket.add("CHOC", 2, track_id=2)
+    events = run(fusion, weighed(2.0, -208.3))
+    assert summary(events) == [("item_removed", "CHOC", 2)]
+    assert fusion.basket.counts() == {"JAM": 1}
+
+
+# -- mismatches -----------------------------------------------------------------------------------
+
+
+def test_shrink_unseen_add(fusion):
+    events = run(fusion, weighed(2.0, 689.0))
+    assert summary(events) == [("unexpected_weight", "JAM", 1)]
+    e = events[0]
+    assert e.weight_delta_g == pytest.approx(689.0) and e.track_id is None
+    assert e.confidence == pytest.approx(1 - fusion.config.vision_miss_rate)
+    # Held for unseen_hold_s after the change settled (decided at 2.8 s) before the alarm.
+    assert e.extras["t_decided_ns"] >= ns(2.8 + fusion.config.unseen_hold_s)
+    assert fusion.basket.total_qty == 0
+
+
+def test_swap_for_a_lighter_item(fusion):
+    # An oil bottle goes in, later leaves, and a bottle that looks the same goes back in: but the
+    # weight rose by only 104 g (a chocolate bar in the oil's place).
+    events = run(fusion, seen(1, 1.0, ("OIL", 0.95)), weighed(1.2, 1241.0),
+                 seen(1, 6.0, ("OIL", 0.95), kind="left"), weighed(5.5, -1239.5),
+                 seen(2, 10.0, ("OIL", 0.93)), weighed(10.2, 104.3))
+    assert summary(events)[:2] == [("item_added", "OIL", 1), ("item_removed", "OIL", 1)]
+    mismatch = [e for e in events if e.type == "weight_mismatch"]
+    assert len(mismatch) == 1
+    assert mismatch[0].sku == "OIL" and mismatch[0].weight_delta_g == pytest.approx(104.3)
+    assert mismatch[0].track_id == 2
+    assert mismatch[0].extras["evidence"]["weight_says"] == "CHOC"
+    # Default policy: the receipt charges what was seen, at no more than even odds.
+    added = [e for e in events if e.type == "item_added"]
+    assert added[-1].sku == "OIL" and added[-1].confidence <= 0.5
+
+
+def test_swap_policy_follow_the_weight():
+    fusion = Fusion(CATALOG, default_fusion_config(mismatch_adds_vision_item=False))
+    events = run(fusion, seen(2, 1.0, ("OIL", 0.93)), weighed(1.2, 104.3))
+    assert [e.type for e in events] == ["weight_mismatch", "item_added"]
+    assert events[1].sku == "CHOC"
+    assert fusion.basket.counts() == {"CHOC": 1}
+
+
+def test_weight_that_fits_nothing_with_confident_vision(fusion):
+    events = run(fusion, seen(1, 1.0, ("JAM", 0.97)), weighed(1.2, 2963.0))
+    assert [e.type for e in events] == ["weight_mismatch", "item_added"]
+    assert events[0].sku == "JAM" and events[0].confidence > 0.9
+
+
+def test_unconfirmed_item(fusion):
+    events = run(fusion, seen(1, 1.0, ("JAM", 0.9)))
+    assert summary(events) == [("unconfirmed_item", "JAM", 1)]
+    assert events[0].track_id == 1 and events[0].weight_delta_g is None
+    assert events[0].extras["t_decided_ns"] >= ns(1.3 + fusion.config.weight_wait_s)
+    assert fusion.basket.total_qty == 0
+
+
+def test_resting_item_found_again_raises_nothing(fusion):
+    assert run(fusion, seen(4, 1.0, ("JAM", 0.9), born_inside=True)) == []
+
+
+def test_bump_with_no_event(fusion):
+    # A provisional estimate later cancelled (the activity settled back), no vision: nothing.
+    events = run(fusion, weighed(1.0, 35.0, kind="provisional"),
+                 WeightChange("cancelled", ns(1.0), ns(1.7), ns(1.9), 0.4, 0.5))
+    assert events == []
+    assert fusion.basket.total_qty == 0
+
+
+def test_unseen_lift_and_put_back_cancels(fusion):
+    fusion.basket.add("JAM", 1, track_id=1)
+    events = run(fusion, weighed(2.0, -690.2), weighed(2.9, 689.6))
+    assert events == []
+    assert fusion.basket.counts() == {"JAM": 1}
+
+
+# -- holding and timeouts -------------------------------------------------------------------------
+
+
+def test_timeout_commit_with_lower_confidence(fusion):
+    # Rice and sugar weigh the same and vision cannot tell them apart: hold, then commit the
+    # best guess at the timeout with a confidence near one half.
+    stream = [seen(1, 1.0, ("RICE", 0.5), ("SUGAR", 0.48)), weighed(1.2, 511.0)]
+    early = run(fusion, *stream, until=2.0 + 0.9 * fusion.config.decision_timeout_s)
+    assert early == []
+    events = early + run(fusion, until=5.0)
+    assert len(events) == 1 and events[0].type == "item_added" and events[0].sku in ("RICE", "SUGAR")
+    assert 0.4 < events[0].confidence < 0.7
+    assert events[0].extras["t_decided_ns"] >= ns(2.0 + fusion.config.decision_timeout_s)
+
+
+def test_late_vision_sharpens_a_held_decision(fusion):
+    events = run(fusion, seen(1, 1.0, ("RICE", 0.5), ("SUGAR", 0.48)), weighed(1.2, 511.0), until=2.3)
+    assert events == []
+    events = fusion.update_candidates(1, (("SUGAR", 0.97), ("RICE", 0.02)))
+    assert summary(events) == [("item_added", "SUGAR", 1)] and events[0].confidence > 0.9
+
+
+def test_provisional_opens_the_episode_and_settled_commits(fusion):
+    stream = [seen(1, 1.0, ("TUNA", 0.9)), weighed(1.2, 178.0, kind="provisional"), weighed(1.2, 185.2)]
+    # The provisional and the settled change share t_start: one episode, one event.
+    events = run(fusion, stream[0], WeightChange("provisional", ns(1.2), ns(1.6), ns(1.7), 178.0, 5.0),
+                 stream[2])
+    assert summary(events) == [("item_added", "TUNA", 1)]
+    assert events[0].weight_delta_g == pytest.approx(185.2)
+
+
+def test_flush_decides_what_is_waiting(fusion):
+    fusion.on_vision(seen(1, 1.0, ("RICE", 0.5), ("SUGAR", 0.48)))
+    fusion.on_weight(weighed(1.2, 511.0))
+    events = fusion.flush()
+    assert len(events) == 1 and events[0].type == "item_added"
+
+
+# -- ablations ------------------------------------------------------------------------------------
+
+
+def test_vision_only_mode():
+    fusion = Fusion(CATALOG, mode="vision_only")
+    events = run(fusion, seen(1, 1.0, ("YOG", 0.55), ("YOG_LIGHT", 0.44)), weighed(1.2, 424.0),
+                 seen(1, 5.0, ("YOG", 0.6), kind="left"))
+    assert summary(events) == [("item_added", "YOG", 1), ("item_removed", "YOG", 1)]
+    assert events[0].confidence == pytest.approx(0.55) and events[0].weight_delta_g is None
+
+
+def test_weight_only_mode():
+    fusion = Fusion(CATALOG, mode="weight_only")
+    events = run(fusion, seen(1, 1.0, ("RICE", 0.96)), weighed(1.2, 424.0), weighed(5.0, -425.5))
+    assert summary(events) == [("item_added", "YOG_LIGHT", 1), ("item_removed", "YOG_LIGHT", 1)]
+
+
+def test_same_stream_same_events():
+    stream = [seen(1, 1.0, ("JAM", 0.9)), seen(2, 1.1, ("TUNA", 0.85)), weighed(1.2, 875.3), weighed(4.0, 689.0),
+              seen(3, 8.0, ("RICE", 0.5), ("SUGAR", 0.48)), weighed(8.2, 511.0)]
+    a = run(Fusion(CATALOG), *stream)
+    b = run(Fusion(CATALOG), *stream)
+    assert [e.with_seq(i + 1).to_json_line() for i, e in enumerate(a)] == [e.with_seq(i + 1).to_json_line() for i, e in enumerate(b)]
+    assert len(a) == 4
+
+
+# -- the likelihood, by hand ----------------------------------------------------------------------
+
+
+def test_explain_posterior_matches_hand_computation():
+    # Two single-unit hypotheses, A (500 +- 3 g) and B (510 +- 3 g), equal priors, dW = 503 g with
+    # sigma 2 g and no relative error: the posterior odds are the ratio of two normal densities
+    # with variance 4 + 9 = 13, against a negligible outlier.
+    levels = [[Option("A", 1, math.log(0.5), 500.0, 9.0), Option("B", 1, math.log(0.5), 510.0, 9.0)]]
+    exps = explain(503.0, 2.0, levels=levels, pool=[], extra_log_prior=[0.0], relative_error=0.0, z_prune=6.0,
+                   outlier_log_prior=math.log(1e-9), outlier_range_g=1e4)
+    ratio = math.exp(-0.5 * (3.0 ** 2 - 7.0 ** 2) / 13.0)
+    assert exps[0].counts == (("A", 1),)
+    assert exps[0].prob == pytest.approx(ratio / (1 + ratio), rel=1e-6)
+    assert exps[0].z == pytest.approx(3.0 / math.sqrt(13.0))
+
+
+def test_explain_extra_units_are_multisets():
+    # Nothing seen; 2 units of a 100 g SKU or one 200 g unit explain 200 g. The multiset
+    # {X, X} is counted once (not once per order), so its prior is p_x^2 * P(2 units).
+    pool = [PoolItem("X", math.log(0.5), 100.0, 0.0), PoolItem("Y", math.log(0.5), 200.0, 0.0)]
+    exps = explain(200.0, 1.0, levels=[], pool=pool, extra_log_prior=[-math.inf, 0.0, math.log(0.1)],
+                   relative_error=0.0, z_prune=6.0, outlier_log_prior=math.log(1e-12), outlier_range_g=1e4)
+    probs = {e.counts: e.prob for e in exps if not e.outlier}
+    # Equal likelihoods: the odds are 0.5 : (0.25 * 0.1).
+    assert probs[(("Y", 1),)] / probs[(("X", 2),)] == pytest.approx(0.5 / 0.025)
+
+
+# -- bad input ------------------------------------------------------------------------------------
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="kind"):
+        VisionEvent("hovering", 1, 0, 0)
+    with pytest.raises(ValueError, match="sum to"):
+        VisionEvent("entered", 1, 0, 0, (("A", 0.7), ("B", 0.6)))
+    with pytest.raises(ValueError, match="probability"):
+        VisionEvent("entered", 1, 0, 0, (("A", 1.5),))
+    with pytest.raises(ValueError, match="t_start_ns <= t_settled_ns"):
+        WeightChange("settled", 10, 5, 20, 100.0, 1.0)
+    with pytest.raises(ValueError, match="fusion mode"):
+        Fusion(CATALOG, mode="both")
+    with pytest.raises(ValueError, match="unknown fusion parameter"):
+        default_fusion_config(commit_threshold=0.5)
+    from caper_edge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="fusion.commit_posterior"):
+        default_fusion_config(commit_posterior=1.5)
+
+
+def test_unknown_gallery_skus_are_ignored(fusion):
+    events = run(fusion, seen(1, 1.0, ("NOT_IN_CATALOG", 0.6), ("JAM", 0.3)), weighed(1.2, 690.0))
+    assert summary(events) == [("item_added", "JAM", 1)]
+
+
+def test_basket_restored_from_a_snapshot_keeps_deciding(fusion):
+    run(fusion, seen(1, 1.0, ("TUNA", 0.9)), weighed(1.2, 370.0))
+    snap = fusion.basket.snapshot(5, ns(3), catalog=CATALOG)
+    restored = Fusion(CATALOG, basket=Basket.from_snapshot(snap.to_dict()))
+    events = run(restored, seen(1, 6.0, ("TUNA", 0.9), kind="left"), weighed(5.5, -185.0))
+    assert summary(events) == [("item_removed", "TUNA", 1)] and events[0].track_id == 1
+    assert restored.basket.counts() == {"TUNA": 1}
