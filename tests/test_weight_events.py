@@ -179,6 +179,19 @@ def check_accuracy(total: Score) -> None:
     assert np.median(total.latency_s) <= 0.3, np.percentile(total.latency_s, [5, 50, 95])
 
 
+def test_extremes_5_g_and_5_kg_with_hand_pushes():
+    model = LoadCellModel(None, seed=9)
+    light = model.place(2 * NS, 5.0, (0.7, 0.2), duration_s=0.6, push_g=40.0)
+    heavy = model.place(6 * NS, 5000.0, (0.4, 0.5), duration_s=0.7, push_g=900.0, ring_s=1.0)
+    gone = model.remove(11 * NS, heavy.item, duration_s=0.5, grip_g=400.0)
+    b = model.samples(0, 15 * NS)
+    events = WeightEventDetector().push_many(b.t_ns, (b.raw - model.offsets) * model.gains, b.flags)
+    s = score([light, heavy, gone], events)
+    assert s.missed == 0 and not s.extra, events
+    assert (s.error_ratio <= 1.0).all(), s.error_g
+    assert (s.latency_s <= 0.3).all(), s.latency_s
+
+
 @pytest.mark.parametrize("name", ["steps", "bumpy"])
 def test_accuracy_and_latency_on_simulated_traces(name):
     total = Score.empty()
