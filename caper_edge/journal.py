@@ -113,7 +113,8 @@ def _is_corrupt(exc: BaseException) -> bool:
 
 class Journal:
     """One journal file. Thread-safe (one connection behind a lock); several processes may open
-    the same file (WAL), but only one should append at a time (the worker); others read."""
+    the same file (WAL), but only one should append at a time (the worker); others read.
+    ``path = ":memory:"`` gives a private in-memory journal (replay: seq starts at 1 each run)."""
 
     def __init__(
         self,
@@ -135,6 +136,8 @@ class Journal:
         self.journal_id: str = self._meta("journal_id") or ""
 
     def _current_inode(self) -> int:
+        if self.in_memory:
+            return -1
         try:
             return os.stat(self.path).st_ino
         except OSError:
@@ -158,7 +161,13 @@ class Journal:
 
     # -- opening ------------------------------------------------------------------------------
 
+    @property
+    def in_memory(self) -> bool:
+        return str(self.path) == ":memory:"
+
     def _open_or_recover(self) -> sqlite3.Connection:
+        if self.in_memory:  # replay / tests: one process, nothing to survive
+            return self._open_checked()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -178,7 +187,7 @@ class Journal:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
         try:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
+            if str(mode).lower() != ("memory" if self.in_memory else "wal"):
                 raise JournalError(f"journal {self.path}: the filesystem does not support WAL mode (got {mode})")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             check = conn.execute("PRAGMA quick_check").fetchone()[0]

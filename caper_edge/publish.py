@@ -40,6 +40,7 @@ __all__ = [
     "RepServer",
     "JsonlSink",
     "JournalFollower",
+    "EventOutlet",
 ]
 
 log = logging.getLogger("caper_edge.publish")
@@ -531,3 +532,29 @@ class JournalFollower:
             if latest is not None and latest[0] == self.published_seq:
                 self.server.publish_snapshot(latest[1])
         return published
+
+
+class EventOutlet:
+    """The single-process path (replay, demo): journal, then JSONL, then PUB, in one call.
+
+    ``commit(event, snapshot)`` has the same signature as :meth:`caper_edge.worker.WorkerContext.commit`,
+    so fusion calls the same thing under the supervisor and in a replay.
+    """
+
+    def __init__(self, journal: Any, *, server: EventServer | None = None, jsonl: JsonlSink | None = None) -> None:
+        if server is not None and jsonl is not None and server.jsonl is not None:
+            raise ValueError("give the JSONL sink to the EventOutlet or to the EventServer, not both")
+        self.journal = journal
+        self.server = server
+        self.jsonl = jsonl
+
+    def commit(self, event: Event, snapshot: BasketSnapshot | Mapping[str, Any] | None = None) -> Event:
+        body = snapshot.to_dict() if isinstance(snapshot, BasketSnapshot) else snapshot
+        committed = self.journal.append(event, body)
+        if body is not None and "seq" in body:
+            body = {**body, "seq": committed.seq}
+        if self.jsonl is not None:
+            self.jsonl.write(committed)
+        if self.server is not None:
+            self.server.publish_event(committed, body)
+        return committed

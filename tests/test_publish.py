@@ -478,3 +478,27 @@ def test_listen_view_renders_basket_and_events():
     for fragment in ("MILK-1L", "Milk 1 l", "2 items", "2060.0 g", "item_added", "1030.0 g", "fps 29.5",
                      "restarts 1", "recovered 1"):
         assert fragment in text
+
+
+def test_outlet_commits_then_writes_then_publishes_deterministically(tmp_path, ctx):
+    from caper_edge.publish import EventOutlet
+
+    runs = []
+    for run in range(2):  # two "replays" into fresh in-memory journals: byte-identical JSONL
+        journal = Journal(":memory:")
+        path = tmp_path / f"run{run}.jsonl"
+        with EventServer(_cfg(), journal=journal) as server:
+            sub = _sub(ctx, server.pub_endpoint, topics=(b"basket.", b"health"))
+            _await_subscription(server, [sub])
+            sub.unsubscribe(b"health")
+            outlet = EventOutlet(journal, server=server, jsonl=JsonlSink(path, mode="truncate"))
+            for i in range(4):
+                e = outlet.commit(_draft(i), BasketSnapshot(0, 10_000 + i, (BasketItem("S0", i + 1),)))
+                assert e.seq == i + 1 and journal.latest_snapshot()[1]["seq"] == e.seq
+            outlet.jsonl.close()
+            got = [sub.recv_multipart() for _ in range(8)]
+        assert [t for t, _ in got] == [b"basket.event", b"basket.snapshot"] * 4
+        assert [msgpack.unpackb(p)["seq"] for _, p in got] == [1, 1, 2, 2, 3, 3, 4, 4]
+        runs.append(path.read_bytes())
+        journal.close()
+    assert runs[0] == runs[1] and runs[0].count(b"\n") == 4
