@@ -502,3 +502,20 @@ def test_outlet_commits_then_writes_then_publishes_deterministically(tmp_path, c
         runs.append(path.read_bytes())
         journal.close()
     assert runs[0] == runs[1] and runs[0].count(b"\n") == 4
+
+
+def test_listen_endpoint_argument_derives_rep():
+    import argparse
+
+    from caper_edge.commands.listen import _endpoints
+
+    cfg = config.load().publish
+
+    def ns(**kw):
+        return argparse.Namespace(**{"endpoint": None, "pub": None, "rep": None, **kw})
+
+    assert _endpoints(ns(endpoint="tcp://127.0.0.1:6000"), cfg) == ("tcp://127.0.0.1:6000", "tcp://127.0.0.1:6001")
+    assert _endpoints(ns(pub="tcp://[::1]:7000", rep="tcp://[::1]:9"), cfg) == ("tcp://[::1]:7000", "tcp://[::1]:9")
+    assert _endpoints(ns(), cfg) == (cfg.pub, cfg.rep)
+    with pytest.raises(ConfigError, match="give --rep"):
+        _endpoints(ns(endpoint="ipc:///run/caper/pub"), cfg)

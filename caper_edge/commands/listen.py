@@ -14,6 +14,8 @@ from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("endpoint", nargs="?", default=None,
+                        help="PUB endpoint, e.g. tcp://cart-17:5556 (same as --pub; REP then defaults to port + 1)")
     parser.add_argument("--pub", default=None, help="PUB endpoint (default: publish.pub of the config)")
     parser.add_argument("--rep", default=None, help="REP endpoint (default: publish.rep of the config)")
     parser.add_argument("--config", metavar="FILE", help="read the endpoints from this config")
@@ -35,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     if args.since is not None and args.since < 0:
         raise ConfigError(f"--since {args.since}: expected a seq >= 0")
     keys = load_client_keys(args.curve_keys) if args.curve_keys else None
-    client = EventClient(args.pub or cfg.pub, args.rep or cfg.rep, keys=keys)
+    pub, rep = _endpoints(args, cfg)
+    client = EventClient(pub, rep, keys=keys)
     follower = EventFollower(client, since=args.since)
     try:
         if args.json:
@@ -43,6 +46,22 @@ def run(args: argparse.Namespace) -> int:
         return _run_live(follower, client, args)
     finally:
         client.close()
+
+
+def _endpoints(args: argparse.Namespace, cfg: Any) -> tuple[str, str]:
+    from ..errors import ConfigError
+
+    if args.endpoint and args.pub and args.endpoint != args.pub:
+        raise ConfigError(f"listen: ENDPOINT {args.endpoint!r} and --pub {args.pub!r} disagree; give one")
+    pub = args.endpoint or args.pub or cfg.pub
+    if args.rep:
+        return pub, args.rep
+    if args.endpoint or args.pub:
+        base, _, port = pub.rpartition(":")
+        if not pub.startswith("tcp://") or not port.isdigit():
+            raise ConfigError(f"listen: cannot derive the REP endpoint from {pub!r}; give --rep")
+        return pub, f"{base}:{int(port) + 1}"
+    return pub, cfg.rep
 
 
 def _run_json(follower: Any, args: argparse.Namespace) -> int:
