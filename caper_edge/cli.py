@@ -15,6 +15,8 @@ from .errors import CaperError
 
 # name -> (module under caper_edge.commands, one-line help). Keep sorted by workflow.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "sim": ("sim", "simulate a cart session into a sensor bag (or --dataset: training images and labels)"),
+    "bag": ("bag", "inspect sensor bags: bag info BAG"),
     "info": ("info", "print build facts: compiler, SIMD, CUDA, GPUs"),
     "run": ("run", "run the cart service: pipeline worker under a supervisor, events on ZeroMQ"),
     "listen": ("listen", "watch basket events and the basket live (or --json lines), with gap recovery"),
