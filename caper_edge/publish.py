@@ -89,21 +89,30 @@ class RequestHandler:
         self.status_provider = status_provider
         self.events_since_max = events_since_max
         self.counts: Counter[str] = Counter()
+        self._counts_lock = threading.Lock()
+
+    def counts_snapshot(self) -> dict[str, int]:
+        with self._counts_lock:
+            return dict(self.counts)
+
+    def _count(self, key: str) -> None:
+        with self._counts_lock:
+            self.counts[key] += 1
 
     def handle(self, frames: list[bytes]) -> bytes:
         request: dict[str, Any] = {}
         try:
             request = self._parse(frames)
             reply = self._dispatch(request)
-            self.counts[request["cmd"]] += 1
+            self._count(request["cmd"])
         except RequestError as exc:
-            self.counts["error"] += 1
+            self._count("error")
             reply = {"ok": False, "error": str(exc)}
         except CaperError as exc:
-            self.counts["error"] += 1
+            self._count("error")
             reply = {"ok": False, "error": str(exc)}
         except Exception as exc:  # the server must answer whatever happens
-            self.counts["error"] += 1
+            self._count("error")
             log.exception("REP request %r failed", request.get("cmd"))
             reply = {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
         if "id" in request and isinstance(request["id"], (int, str)) and not isinstance(request["id"], bool):
@@ -363,11 +372,14 @@ class EventServer:
         return self.rep.endpoint if self.rep else ""
 
     def stats(self) -> dict[str, Any]:
+        with self._lock:
+            sent, dropped = dict(self.sent), dict(self.dropped)
         return {
-            "sent": dict(self.sent),
-            "dropped": dict(self.dropped),
-            "requests": dict(self.handler.counts) if self.rep else {},
+            "sent": sent,
+            "dropped": dropped,
+            "requests": self.handler.counts_snapshot() if self.rep else {},
             "jsonl_lines": self.jsonl.lines_written if self.jsonl else 0,
+            "jsonl_behind": bool(self.jsonl and self.jsonl.behind),
         }
 
     def close(self) -> None:
@@ -417,6 +429,8 @@ class JsonlSink:
         self.fsync = fsync
         self.last_seq = 0
         self.lines_written = 0
+        self.behind = False  # a write failed: events are skipped until catch_up()
+        self.last_error: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if mode == "append" and self.path.exists():
@@ -459,9 +473,20 @@ class JsonlSink:
     def catch_up(self, journal: Any) -> int:
         """Write the journaled events after the file's last seq; returns how many.
 
+        Also how a sink that fell :attr:`behind` (a failed write, e.g. disk full) recovers: the
+        cut line is removed and the missing events are written from the journal, in order.
         When the file is ahead of the journal, the journal was replaced (it was corrupt): the
         file is moved aside to ``<name>.before-<journal_id>`` and a new one is started.
         """
+        if self.behind:
+            try:
+                self._file.close()
+                self.last_seq = self._repair_tail()
+                self._file = open(self.path, "a", encoding="utf-8")
+            except OSError as exc:
+                self.last_error = str(exc)
+                return 0
+            self.behind = False
         if self.last_seq > journal.last_seq:
             aside = self.path.with_name(f"{self.path.name}.before-{journal.journal_id}")
             self._file.close()
@@ -476,12 +501,18 @@ class JsonlSink:
             if not batch:
                 return written
             for event in batch:
-                self.write(event)
+                if not self.write(event):
+                    return written
                 written += 1
 
     def write(self, event: Event) -> bool:
-        """Append ``event`` unless the file already has it (seq not above the last); flush."""
-        if event.seq is None or event.seq <= self.last_seq:
+        """Append ``event`` unless the file already has it (seq not above the last); flush.
+
+        A failed write (disk full, I/O error) never raises: it is logged, the sink is marked
+        :attr:`behind` and skips events until :meth:`catch_up` fills the gap from the journal
+        (the supervisor retries every second), so the file never has a hole. PUB goes on.
+        """
+        if event.seq is None or event.seq <= self.last_seq or self.behind:
             return False
         try:
             self._file.write(event.to_json_line())
@@ -489,7 +520,10 @@ class JsonlSink:
             if self.fsync == "always":
                 os.fsync(self._file.fileno())
         except OSError as exc:
-            raise InputError(f"events file {self.path}: cannot write event seq {event.seq}: {exc}") from None
+            self.behind = True
+            self.last_error = f"cannot write event seq {event.seq}: {exc}"
+            log.error("events file %s: %s; catching up from the journal once writable", self.path, self.last_error)
+            return False
         self.last_seq = event.seq
         self.lines_written += 1
         return True

@@ -162,6 +162,8 @@ class Supervisor:
                 if self.journal.reopen_if_replaced():
                     self.follower.published_seq = self.journal.last_seq
                 self.follower.poll()
+                if self.server.jsonl is not None and self.server.jsonl.behind:
+                    self.server.jsonl.catch_up(self.journal)
                 next_poll = now + 1.0
             if now >= next_health:
                 self.server.publish_health(self._health(now))

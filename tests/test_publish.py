@@ -519,3 +519,37 @@ def test_listen_endpoint_argument_derives_rep():
     assert _endpoints(ns(), cfg) == (cfg.pub, cfg.rep)
     with pytest.raises(ConfigError, match="give --rep"):
         _endpoints(ns(endpoint="ipc:///run/caper/pub"), cfg)
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    import subprocess
+
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {proc.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_jsonl_on_a_full_disk_falls_behind_then_catches_up_without_a_hole(tiny_tmpfs, journal):
+    sink = JsonlSink(tiny_tmpfs / "events.jsonl")
+    filler = tiny_tmpfs / "filler"
+    with open(filler, "wb", buffering=0) as f:  # fill the disk to the last block
+        try:
+            while True:
+                f.write(b"\0" * 512)
+        except OSError:
+            pass
+    committed = [journal.append(_draft(i)) for i in range(30)]
+    results = [sink.write(e) for e in committed]
+    assert not all(results) and sink.behind and "No space left" in sink.last_error
+    assert not sink.write(committed[-1])  # behind: skips rather than leaving a hole
+    filler.unlink()
+    assert sink.catch_up(journal) > 0 and not sink.behind
+    sink.close()
+    assert (tiny_tmpfs / "events.jsonl").read_text() == "".join(e.to_json_line() for e in committed)
