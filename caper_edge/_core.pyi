@@ -148,6 +148,109 @@ def jpeg_nvjpeg_decode(data: bytes | bytearray | memoryview, out: int, pitch: in
     """Decode into interleaved RGB uint8 at device pointer ``out`` (rows ``pitch`` bytes apart) on
     ``stream``; ready in that stream's order. Prefer caper_edge.jpeg.decode_jpeg_cuda."""
 
+# --- track (LAPJV assignment, Kalman box filter, basket tracker) -----------------------------
+
+def linear_assignment(cost: Any, cost_limit: float = ...) -> tuple[np.ndarray, np.ndarray]:
+    """Optimal rectangular assignment (Jonker-Volgenant). ``cost`` (n_rows, n_cols): float64 or
+    float32 C-contiguous arrays are read in place, anything else is converted to float64 once;
+    +inf = forbidden pair (never returned), NaN / -inf raise ValueError. ``cost_limit`` inf: the
+    least-cost assignment of maximum cardinality (scipy's optimum when all entries are finite;
+    rows/columns without allowed pairs stay unassigned). Finite L: the optimum of
+    lap.lapjv(cost, extend_cost=True, cost_limit=L) (matched cost + L/2 per unassigned row and
+    column). Returns (rows, cols) int64, sorted by row. GIL released from 4096 entries up."""
+
+class KalmanBoxFilter:
+    """Constant-velocity filter on (cx, cy, w, h, vcx, vcy, vw, vh); noise standard deviations are
+    fractions of the box size. Every method takes and returns (mean (8,), covariance (8, 8))
+    float64; dt is in steps (frames)."""
+
+    position_std: float
+    velocity_std: float
+    measurement_std: float
+    def __init__(self, position_std: float = 0.05, velocity_std: float = 0.00625, measurement_std: float = 0.05) -> None: ...
+    def initiate(self, xywh: Any) -> tuple[np.ndarray, np.ndarray]: ...
+    def predict(self, mean: Any, covariance: Any, dt: float = 1.0) -> tuple[np.ndarray, np.ndarray]: ...
+    def update(self, mean: Any, covariance: Any, xywh: Any) -> tuple[np.ndarray, np.ndarray]: ...
+    def transition_matrix(self, dt: float = 1.0) -> np.ndarray:
+        """F (8, 8)."""
+    def process_noise(self, mean: Any, dt: float = 1.0) -> np.ndarray:
+        """Q (8, 8) that predict() adds for this mean."""
+    def measurement_noise(self, mean: Any) -> np.ndarray:
+        """R (4, 4) that update() uses with this (predicted) mean."""
+
+class TrackerParams:
+    """Plain record of the C++ tracker's parameters; fields as caper_edge.config.TrackerConfig,
+    except basket_polygon (flat x0, y0, x1, y1, ...) and basket_depth_min_m / basket_depth_max_m."""
+
+    high_score_threshold: float
+    low_score_threshold: float
+    new_track_score_threshold: float
+    match_cost_limit: float
+    min_iou: float
+    low_score_min_iou: float
+    unconfirmed_min_iou: float
+    appearance_weight: float
+    appearance_gate: float
+    reid_max_appearance_distance: float
+    reid_max_displacement: float
+    embedding_momentum: float
+    class_gating: bool
+    duplicate_iou: float
+    confirm_hits: int
+    lost_timeout_s: float
+    outside_lost_timeout_s: float
+    rest_lost_timeout_s: float
+    rest_max_displacement: float
+    rest_min_duration_s: float
+    frame_period_s: float
+    kalman_position_std: float
+    kalman_velocity_std: float
+    kalman_measurement_std: float
+    basket_polygon: list[float]
+    basket_depth_min_m: float
+    basket_depth_max_m: float
+    zone_enter_dwell_s: float
+    zone_leave_dwell_s: float
+    zone_min_frames: int
+    zone_class_ids: list[int]
+    sku_temperature: float
+    sku_half_life_s: float
+    sku_top_k: int
+    def __init__(self) -> None: ...
+
+class Tracker:
+    """The C++ basket tracker; prefer caper_edge.track.Tracker (it converts inputs and wraps results).
+    ValueError on bad parameters."""
+
+    frame_count: int
+    last_t_ns: int
+    embedding_dim: int
+    n_sku: int
+    params: TrackerParams
+    def __init__(self, params: TrackerParams) -> None: ...
+    def update(
+        self,
+        xyxy: np.ndarray,
+        score: np.ndarray,
+        class_id: np.ndarray,
+        embedding: np.ndarray | None = None,
+        depth_m: np.ndarray | None = None,
+        t_ns: int | None = None,
+        sku_similarity: np.ndarray | None = None,
+    ) -> tuple[tuple[np.ndarray, ...], list[tuple[int, int, int, int, int]]]:
+        """One frame. xyxy (n, 4) float32, score (n,) float32, class_id (n,) int32, embedding (n, D)
+        float32, depth_m (n,) float32 (NaN = unknown), sku_similarity (n, S) float32, all C-contiguous
+        and read in place; GIL released. Returns (columns, transitions): columns are track_id int64,
+        xyxy (k, 4) float32, score, class_id, state uint8, zone uint8, at_rest bool, det_index int32,
+        sku_ids (k, top_k) int32, sku_prob (k, top_k) float32, t_first_ns, t_last_ns int64 of the
+        confirmed tracks matched in this frame; transitions are (kind, track_id, class_id, t_ns,
+        decided_t_ns) with kind 0 entered_basket, 1 left_basket, 2 expired_in_basket. ValueError
+        naming the input, row and value on malformed input (the tracker is then unchanged)."""
+    def all_tracks(self, include_tentative: bool = False) -> tuple[np.ndarray, ...]:
+        """Columns (as update's) of every live confirmed track, tracked and lost."""
+    def reset(self) -> None:
+        """Forget every track; IDs restart at 1."""
+
 # --- scale (weight-event detector) ------------------------------------------------------------
 
 class WeightEventParams:
