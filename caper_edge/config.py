@@ -485,8 +485,6 @@ class FusionConfig:
     multi_unit_prior: float
     extra_unit_prior: float
     spurious_track_prior: float
-    born_inside_spurious_prior: float
-    born_inside_s: float
     vision_floor: float
     weight_candidates: int
     outlier_prior: float
@@ -500,12 +498,11 @@ class FusionConfig:
 
     def __post_init__(self) -> None:
         for key in ("pair_before_s", "pair_after_s", "unseen_hold_s", "weight_wait_s", "decision_timeout_s",
-                    "scale_noise_g", "relative_error", "born_inside_s"):
+                    "scale_noise_g", "relative_error"):
             check(getattr(self, key) >= 0.0, f"fusion.{key}", getattr(self, key), "a number >= 0")
         for key in ("commit_posterior", "mismatch_vision_min", "absorb_min_prob"):
             check(0.0 <= getattr(self, key) <= 1.0, f"fusion.{key}", getattr(self, key), "a probability in [0, 1]")
-        for key in ("multi_unit_prior", "extra_unit_prior", "spurious_track_prior", "born_inside_spurious_prior",
-                    "outlier_prior"):
+        for key in ("multi_unit_prior", "extra_unit_prior", "spurious_track_prior", "outlier_prior"):
             check(0.0 < getattr(self, key) < 1.0, f"fusion.{key}", getattr(self, key), "a probability in (0, 1)")
         check(0.0 <= self.vision_floor < 1.0, "fusion.vision_floor", self.vision_floor, "a fraction in [0, 1)")
         check(0.0 <= self.vision_miss_rate < 1.0, "fusion.vision_miss_rate", self.vision_miss_rate, "a probability in [0, 1)")

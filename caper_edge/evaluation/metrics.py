@@ -209,10 +209,10 @@ def match_events(pred: Sequence[PredEvent], gt: Sequence[GtEvent], window_s: flo
     A pair is allowed when the types agree (``match_type``), the SKUs agree (``match_sku``) and
     the prediction's ``t_ns`` lies within ``window_s`` of the GT interval
     ``[t_start_ns, t_rest_ns]``. Among maximum matchings the one with the smallest total time
-    gap is chosen (optimal assignment, scipy's ``linear_sum_assignment``). Events count once per
-    unit of ``qty``, so "2 x A" matches two "1 x A" events.
+    gap is chosen (optimal assignment: :func:`caper_edge.track.linear_assignment`, LAPJV with
+    forbidden pairs). Events count once per unit of ``qty``, so "2 x A" matches two "1 x A" events.
     """
-    from scipy.optimize import linear_sum_assignment
+    from ..track import linear_assignment
 
     pu, gu = _units(pred, types), _units(gt, types)
     m = Matching(pred_units=pu, gt_units=gu)
@@ -233,8 +233,7 @@ def match_events(pred: Sequence[PredEvent], gt: Sequence[GtEvent], window_s: flo
     finite = np.isfinite(cost)
     if not finite.any():
         return m
-    filled = np.where(finite, cost, 0.0)  # forbidden pairs cost 0 > any allowed one, then dropped
-    rows, cols = linear_sum_assignment(filled)
+    rows, cols = linear_assignment(cost)
     m.pairs = sorted((int(r), int(c)) for r, c in zip(rows, cols) if finite[r, c])
     return m
 

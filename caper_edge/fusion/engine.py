@@ -113,6 +113,9 @@ class Fusion:
         self._pool: list[_Vision] = []
         self._episodes: list[_Episode] = []
         self._serial = 0
+        # Tracks whose item fusion put into the basket (and has not taken out): their zone
+        # flicker (a hand's shadow in the depth, an occlusion) must not read as new items.
+        self._tracks_in: set[int] = {u.track_id for line in self.basket for u in line.units if u.track_id is not None}
         self.stats = Counter()
         # Weight-sorted catalogue, for the "which SKUs fit this weight" candidates.
         self._by_weight = sorted(catalog, key=lambda p: (p.weight_g, p.sku))
@@ -130,8 +133,13 @@ class Fusion:
         if self.mode == "weight_only":
             return self._due()
         cands = self._known(ev.candidates)
+        if ev.kind == ENTERED and ev.track_id in self._tracks_in:
+            self.stats["vision_reentry_ignored"] += 1   # already in the basket: a zone flicker
+            return self._due()
         if self.mode == "vision_only":
             return self._vision_only(ev, cands) + self._due()
+        if self._is_flicker(ev, cands):
+            return self._due()
         v = _Vision(ev, ev.decided_t_ns + int(self.config.weight_wait_s * _NS), cands)
         sign = 1 if ev.kind == ENTERED else -1
         open_eps = [e for e in self._episodes if not e.committed and e.sign == sign and e.holds(ev.t_ns, self.config)]
@@ -141,6 +149,8 @@ class Fusion:
             return self._decide(ep) + self._due()
         if any(self._absorbs(e, v) for e in self._episodes if e.committed and e.sign == sign):
             self.stats["vision_absorbed"] += 1
+            if ev.kind == ENTERED:
+                self._tracks_in.add(ev.track_id)
             return self._due()
         self._pool.append(v)
         return self._due()
@@ -171,6 +181,35 @@ class Fusion:
         if self.mode != "weight_only":
             self._claim(ep)
         return self._decide(ep) + self._due()
+
+    def _is_flicker(self, ev: VisionEvent, cands: Candidates) -> bool:
+        """Handle a transition that repeats or undoes one still waiting. Returns True when ``ev``
+        needs no further handling:
+
+        * the same track entering again while its first entry waits: keep the first, refresh
+          its candidates;
+        * a track leaving while its entry waits unpaired in the pool: it came and went without
+          touching the scale, so neither is an item event (no unconfirmed_item either);
+        * a track leaving while its entry belongs to an open episode: the hand shadowed it.
+        """
+        tid = ev.track_id
+        waiting = [v for v in self._pool if v.ev.track_id == tid and v.ev.kind == ENTERED]
+        in_episode = [v for e in self._episodes if not e.committed for v in e.vision
+                      if v.ev.track_id == tid and v.ev.kind == ENTERED]
+        if ev.kind == ENTERED and (waiting or in_episode):
+            for v in waiting + in_episode:
+                v.candidates = cands or v.candidates
+            self.stats["vision_repeat_entry"] += 1
+            return True
+        if ev.kind == LEFT and waiting:
+            for v in waiting:
+                self._pool.remove(v)
+            self.stats["vision_came_and_went"] += 1
+            return True
+        if ev.kind == LEFT and in_episode:
+            self.stats["vision_flicker_left"] += 1
+            return True
+        return False
 
     def update_candidates(self, track_id: int, candidates: Candidates) -> list[Event]:
         """A sharper SKU posterior of a track whose transition is still undecided (the replay
@@ -336,7 +375,7 @@ class Fusion:
         return math.log((1 - r) * r ** (n - 1) / (1 - r ** k))
 
     def _spurious(self, v: _Vision) -> float:
-        return self.config.born_inside_spurious_prior if v.ev.born_inside else self.config.spurious_track_prior
+        return self.config.spurious_track_prior
 
     def _add_options(self, v: _Vision, delta_g: float, n_tracks: int) -> list[Option]:
         cfg = self.config
@@ -500,11 +539,11 @@ class Fusion:
         return 1.0 - self.config.vision_miss_rate
 
     def _confident(self, v: _Vision) -> bool:
-        return bool(v.candidates) and not v.ev.born_inside and v.candidates[0][1] >= self.config.mismatch_vision_min
+        return bool(v.candidates) and v.candidates[0][1] >= self.config.mismatch_vision_min
 
     def _expire_vision(self, v: _Vision) -> list[Event]:
         """A transition no weight change claimed in time."""
-        if v.ev.kind == ENTERED and not v.ev.born_inside and v.candidates:
+        if v.ev.kind == ENTERED and v.candidates:
             self.stats["unconfirmed_item"] += 1
             return [self._unconfirmed(v)]
         self.stats[f"vision_{v.ev.kind}_dropped"] += 1
@@ -520,7 +559,7 @@ class Fusion:
 
     def _vision_only(self, ev: VisionEvent, cands: Candidates) -> list[Event]:
         if ev.kind == ENTERED:
-            if ev.born_inside or not cands:
+            if not cands:
                 return []
             sku, p = cands[0]
             return [self._apply(1, sku, 1, p, None, ev.track_id, ev.t_ns, None)]
@@ -541,9 +580,12 @@ class Fusion:
         if sign > 0:
             self.basket.add(sku, n, confidence=conf, track_id=track_id, t_ns=t_ns)
             kind = "item_added"
+            if track_id is not None:
+                self._tracks_in.add(track_id)
         else:
             self.basket.remove(sku, n)
             kind = "item_removed"
+            self._tracks_in.discard(track_id)
         self.stats[kind] += 1
         return self._event(kind, t_ns, sku, n, conf, delta_g, track_id, evidence=evidence)
 

@@ -30,9 +30,6 @@ class VisionEvent:
     decided_t_ns : when the tracker committed the transition (>= t_ns).
     candidates : ((sku, probability), ...) best first: the track's SKU posterior top-k; the
         probabilities sum to at most 1 (the rest is spread over the other SKUs).
-    born_inside : the track was first seen already inside the basket (a resting item found again
-        after an occlusion rather than an item brought in); such a transition is weak evidence
-        and never raises ``unconfirmed_item`` on its own.
     """
 
     kind: Literal["entered", "left"]
@@ -40,7 +37,6 @@ class VisionEvent:
     t_ns: int
     decided_t_ns: int
     candidates: Candidates = ()
-    born_inside: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in (ENTERED, LEFT):
@@ -127,7 +123,7 @@ def candidates_of(sku_ids: Sequence[int], sku_prob: Sequence[float], skus: Seque
     return tuple(out)
 
 
-def vision_events_from_tracks(tracks: Any, all_tracks: Any, skus: Sequence[str], born_inside_s: float) -> list[VisionEvent]:
+def vision_events_from_tracks(tracks: Any, all_tracks: Any, skus: Sequence[str]) -> list[VisionEvent]:
     """The entered/left transitions of one tracker update as :class:`VisionEvent` s.
 
     ``tracks`` is what ``Tracker.update`` returned (its ``transitions``); ``all_tracks`` is
@@ -144,10 +140,8 @@ def vision_events_from_tracks(tracks: Any, all_tracks: Any, skus: Sequence[str],
             continue
         i = rows.get(int(tr.track_id))
         cands: Candidates = ()
-        born = False
         if i is not None:
             cands = candidates_of(all_tracks.sku_ids[i], all_tracks.sku_prob[i], skus)
-            born = tr.kind == "entered_basket" and (int(tr.t_ns) - int(all_tracks.t_first_ns[i])) <= born_inside_s * 1e9
         kind = ENTERED if tr.kind == "entered_basket" else LEFT
-        out.append(VisionEvent(kind, int(tr.track_id), int(tr.t_ns), int(tr.decided_t_ns), cands, born))
+        out.append(VisionEvent(kind, int(tr.track_id), int(tr.t_ns), int(tr.decided_t_ns), cands))
     return out

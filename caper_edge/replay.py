@@ -1,0 +1,343 @@
+"""The deterministic plain loop: one message at a time through every stage, no threads, no drops.
+
+    frames:      source -> preprocess (letterbox) -> detector -> decode + NMS -> crops -> embedder
+                 -> gallery similarities -> depth per box -> tracker -> zone transitions
+    scale lines: decoder -> MCU clock mapping -> calibration -> weight-event detector
+    both:        -> fusion -> basket -> events
+
+:class:`Pipeline` is the composition; :func:`replay_bag` drives it from a
+:class:`~caper_edge.sources.BagSource`. ``caper-edge replay`` and ``caper-edge eval`` use it as it
+is; the live runtime runs the same stages in threads. Given the same bag and config, the same
+events come out, byte for byte: every stage is a pure function of the messages and their order
+(the scale clock is mapped from message times, never from the wall clock).
+
+Vision comes from the committed models (:class:`ModelVision`) or, for debugging fusion only,
+from the bag's ground-truth objects (:class:`OracleVision`, ``--vision oracle``): that mode is a
+diagnostic, labelled as such in every output, and never the default.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .basket import Basket
+from .catalog import Catalog
+from .config import Config
+from .errors import CaperError, InputError
+from .events import Event
+from .fusion import Fusion, VisionEvent, candidates_of, vision_events_from_tracks
+from .sources.messages import Frame, GroundTruthEvent, ScaleLine
+
+__all__ = ["FrameTracks", "ModelVision", "Observations", "OracleVision", "Pipeline", "load_catalog", "open_model_vision"]
+
+ITEM_CLASS, HAND_CLASS = 0, 1
+_ORACLE_MIN_VISIBLE = 0.35   # what a detector can see (the tracker evaluation's threshold too)
+
+
+@dataclass
+class Observations:
+    """One frame's detections in image pixels, with optional appearance.
+
+    xyxy (n, 4) float32, score (n,) float32, class_id (n,) int32; embedding (n, D) float32 or None
+    (all-zero rows: no appearance); sku_similarity (n, S) float32 or None, columns in
+    :attr:`Vision.skus` order."""
+
+    xyxy: np.ndarray
+    score: np.ndarray
+    class_id: np.ndarray
+    embedding: np.ndarray | None = None
+    sku_similarity: np.ndarray | None = None
+
+
+@dataclass
+class FrameTracks:
+    """Per frame, the item tracks the tracker reported and the ground-truth items (if any)."""
+
+    track_ids: np.ndarray
+    xyxy: np.ndarray
+    gt_ids: np.ndarray | None = None
+    gt_xyxy: np.ndarray | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Vision
+# ---------------------------------------------------------------------------------------------
+
+
+class ModelVision:
+    """Detector + embedder + gallery (the product path)."""
+
+    name = "models"
+
+    def __init__(self, cfg: Config, detector: Any, embedder: Any, gallery: Any) -> None:
+        from .embedding import Embedder
+
+        self.cfg = cfg
+        self.detector = detector
+        self.embedder = embedder if isinstance(embedder, Embedder) else Embedder(embedder)
+        self.gallery = gallery
+        self.skus = [s.sku for s in gallery.skus]
+        spec = detector.input()
+        if len(spec.shape) != 4 or spec.shape[1] != 3:
+            raise CaperError(f"detector {detector.path.name}: input {spec.describe()}, expected (1, 3, H, W)")
+        h, w = spec.shape[2], spec.shape[3]
+        self.size = (int(h), int(w)) if h and w else tuple(cfg.preprocess.size)
+        self.input_name = spec.name
+        self.output_name = detector.outputs[0].name
+        classes = list(cfg.models.detector_classes)
+        self.item_class = classes.index("item") if "item" in classes else 0
+        self.hand_class = classes.index("hand") if "hand" in classes else -1
+
+    def __call__(self, frame: Frame) -> Observations:
+        from .detect import decode
+        from .preprocess import letterbox, unletterbox
+
+        p, d = self.cfg.preprocess, self.cfg.detect
+        image = frame.decode()
+        tensor, meta = letterbox(image, size=self.size, fmt="rgb8", scale=p.scale, mean=p.mean, std=p.std,
+                                 pad_value=p.pad_value, dtype=np.dtype(p.dtype))
+        raw = self.detector.run({self.input_name: tensor[None]})[self.output_name]
+        dets = decode(raw, conf_threshold=d.conf_threshold, iou_threshold=d.iou_threshold,
+                      max_detections=d.max_detections, class_agnostic=d.class_agnostic)
+        xyxy = unletterbox(dets.xyxy, meta).astype(np.float32)
+        # The tracker's classes: 0 item, 1 hand, whatever order the detector lists them in.
+        cls = np.where(dets.class_id == self.item_class, ITEM_CLASS,
+                       np.where(dets.class_id == self.hand_class, HAND_CLASS, 2)).astype(np.int32)
+        n = len(xyxy)
+        emb = sims = None
+        items = np.flatnonzero(cls == ITEM_CLASS)
+        crops, rows = [], []
+        for i in items:
+            x1, y1, x2, y2 = (int(round(v)) for v in xyxy[i])
+            x1, y1 = max(x1, 0), max(y1, 0)
+            x2, y2 = min(x2, image.shape[1]), min(y2, image.shape[0])
+            if x2 - x1 >= 4 and y2 - y1 >= 4:
+                crops.append(image[y1:y2, x1:x2])
+                rows.append(i)
+        if crops:
+            e = self.embedder.embed(crops)
+            emb = np.zeros((n, e.shape[1]), np.float32)
+            emb[rows] = e
+            sims = np.zeros((n, len(self.skus)), np.float32)
+            sims[rows] = self.gallery.sku_scores(e)
+        return Observations(xyxy, dets.score.astype(np.float32), cls, emb, sims)
+
+
+class OracleVision:
+    """DIAGNOSTIC ONLY: detections and SKU similarities made from the bag's ground-truth objects.
+
+    Each object at least 35 % visible becomes a detection with its true box and a score that
+    falls with occlusion; its SKU similarities are 0.9 for the true SKU, 0.86 for the true SKU's
+    look-alikes and 0.3 for everything else, so look-alikes stay hard for vision. It isolates
+    fusion and tracking from detector and embedder errors; numbers from it are not product numbers.
+    """
+
+    name = "oracle"
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.skus = list(catalog.skus)
+        self._col = {s: i for i, s in enumerate(self.skus)}
+
+    def __call__(self, frame: Frame) -> Observations:
+        objs = [o for o in (frame.objects or []) if float(o.get("visible", 1.0)) >= _ORACLE_MIN_VISIBLE]
+        n = len(objs)
+        xyxy = np.array([o["xyxy"] for o in objs], np.float32).reshape(n, 4)
+        vis = np.array([float(o.get("visible", 1.0)) for o in objs], np.float32)
+        score = (0.45 + 0.5 * vis).astype(np.float32)
+        cls = np.array([HAND_CLASS if _is_hand(o) else ITEM_CLASS for o in objs], np.int32)
+        sims = np.full((n, len(self.skus)), 0.3, np.float32)
+        for i, o in enumerate(objs):
+            if cls[i] != ITEM_CLASS or o.get("sku") not in self._col:
+                sims[i] = 0.0
+                continue
+            for other in self.catalog.lookalikes(o["sku"]):
+                sims[i, self._col[other]] = 0.86
+            sims[i, self._col[o["sku"]]] = 0.9
+        return Observations(xyxy, score, cls, None, sims)
+
+
+def _is_hand(obj: dict) -> bool:
+    c = obj.get("class", 0)
+    return c in ("hand", HAND_CLASS)
+
+
+def open_model_vision(cfg: Config) -> ModelVision:
+    """The configured (or packaged) detector, embedder and gallery; CaperError when missing."""
+    from .engines import open_engine, packaged_model
+    from .gallery import Gallery
+
+    detector = open_engine(cfg, model="detector")
+    embedder = open_engine(cfg, model="embedder")
+    path = cfg.models.gallery or packaged_model("gallery")
+    try:
+        gallery = Gallery.load(path)
+    except FileNotFoundError:
+        raise InputError(f"gallery {path} does not exist") from None
+    return ModelVision(cfg, detector, embedder, gallery)
+
+
+def load_catalog(bag_catalog: Any, vision: Any) -> Catalog:
+    """The bag's ``/catalog`` when it has one, else the gallery's catalogue rows."""
+    if bag_catalog is not None:
+        return Catalog.from_json(bag_catalog, what="the bag's /catalog")
+    gallery = getattr(vision, "gallery", None)
+    if gallery is not None:
+        return Catalog.from_gallery(gallery)
+    raise InputError("no catalogue: the bag has no /catalog topic and the vision stage has no gallery")
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PipelineStats:
+    frames: int = 0
+    scale_samples: int = 0
+    weight_events: int = 0
+    transitions: int = 0
+    events: int = 0
+    stage_s: dict[str, float] = field(default_factory=lambda: {"vision": 0.0, "tracker": 0.0, "scale": 0.0, "fusion": 0.0})
+
+
+class Pipeline:
+    """All stages for one stream. :meth:`feed` a message, get the draft events it decided.
+
+    ``record_tracks`` keeps each frame's item tracks (and ground-truth items) for tracking metrics.
+    """
+
+    def __init__(self, cfg: Config, catalog: Catalog, vision: Callable[[Frame], Observations], *,
+                 mode: str | None = None, basket: Basket | None = None, record_tracks: bool = False) -> None:
+        from .scale import ScaleDecoder, WeightEventDetector
+        from .scale.clock import ClockMapper
+        from .track import Tracker
+
+        self.cfg = cfg
+        self.catalog = catalog
+        self.vision = vision
+        self.skus = list(getattr(vision, "skus", []))
+        self.tracker = Tracker.from_config(cfg)
+        self.decoder = ScaleDecoder()
+        self.clock = ClockMapper(cfg.scale.clock_window_s, cfg.scale.clock_max_drift_ppm)
+        self.weights = WeightEventDetector.from_config(cfg.scale.events)
+        self._offsets = np.asarray(cfg.scale.calibration.offsets, np.float64)
+        self._gains = np.asarray(cfg.scale.calibration.gains, np.float64)
+        self.fusion = Fusion(catalog, cfg.fusion, basket=basket, mode=mode)
+        self.stats = PipelineStats()
+        self.record_tracks = record_tracks
+        self.tracks: list[FrameTracks] = []
+        self._last_scale_t = -1
+        self.last_weight_g: float | None = None
+
+    @property
+    def basket(self) -> Basket:
+        return self.fusion.basket
+
+    def feed(self, msg: Any) -> list[Event]:
+        if isinstance(msg, Frame):
+            return self._frame(msg)
+        if isinstance(msg, ScaleLine):
+            return self._scale(msg)
+        if isinstance(msg, GroundTruthEvent):
+            return []
+        raise InputError(f"unexpected message {type(msg).__name__} from the source")
+
+    def finish(self) -> list[Event]:
+        """End of stream: every waiting decision is taken."""
+        t0 = time.perf_counter()
+        out = self.fusion.flush()
+        self.stats.stage_s["fusion"] += time.perf_counter() - t0
+        self.stats.events += len(out)
+        return out
+
+    # -- frames ------------------------------------------------------------------------------
+
+    def _frame(self, frame: Frame) -> list[Event]:
+        from .preprocess import median_depth
+
+        st = self.stats.stage_s
+        t0 = time.perf_counter()
+        obs = self.vision(frame)
+        depth = None
+        if frame.depth is not None and len(obs.xyxy):
+            depth = np.asarray(median_depth(frame.depth, obs.xyxy, 0.001, 0.5), np.float32).reshape(-1)
+        t1 = time.perf_counter()
+        tracks = self.tracker.update(obs.xyxy, obs.score, obs.class_id, embedding=obs.embedding, depth_m=depth,
+                                     t_ns=frame.t_ns, sku_similarity=obs.sku_similarity)
+        pending = self.fusion.pending_track_ids()
+        vis_events: list[VisionEvent] = []
+        if tracks.transitions or pending:
+            every = self.tracker.all_tracks()
+            vis_events = vision_events_from_tracks(tracks, every, self.skus)
+        t2 = time.perf_counter()
+        out: list[Event] = []
+        for ev in vis_events:
+            out += self.fusion.on_vision(ev)
+        if pending:
+            rows = {int(t): i for i, t in enumerate(every.track_id)}
+            for tid in sorted(pending):
+                i = rows.get(tid)
+                if i is not None and every.t_last_ns[i] == frame.t_ns:  # refreshed in this frame
+                    out += self.fusion.update_candidates(tid, candidates_of(every.sku_ids[i], every.sku_prob[i], self.skus))
+        out += self.fusion.tick(frame.t_ns)
+        t3 = time.perf_counter()
+        st["vision"] += t1 - t0
+        st["tracker"] += t2 - t1
+        st["fusion"] += t3 - t2
+        self.stats.frames += 1
+        self.stats.transitions += len(tracks.transitions)
+        self.stats.events += len(out)
+        if self.record_tracks:
+            self._record(frame, tracks)
+        return out
+
+    def _record(self, frame: Frame, tracks: Any) -> None:
+        keep = tracks.class_id == ITEM_CLASS
+        rec = FrameTracks(np.asarray(tracks.track_id[keep], np.int64), np.asarray(tracks.xyxy[keep], np.float32))
+        if frame.objects is not None:
+            objs = [o for o in frame.objects if not _is_hand(o) and float(o.get("visible", 1.0)) >= _ORACLE_MIN_VISIBLE]
+            rec.gt_ids = np.array([int(o["id"]) for o in objs], np.int64)
+            rec.gt_xyxy = np.array([o["xyxy"] for o in objs], np.float32).reshape(len(objs), 4)
+        self.tracks.append(rec)
+
+    # -- scale -------------------------------------------------------------------------------
+
+    def _scale(self, line: ScaleLine) -> list[Event]:
+        t0 = time.perf_counter()
+        out: list[Event] = []
+        for s in self.decoder.feed(line.data):
+            t = self.clock.map(s.t_ms, line.t_ns)
+            if t <= self._last_scale_t:  # the detector needs strictly increasing times
+                t = self._last_scale_t + 1
+            self._last_scale_t = t
+            cells = (np.asarray(s.raw, np.float64) - self._offsets) * self._gains
+            self.stats.scale_samples += 1
+            for w in self.weights.push_cells(t, cells.tolist(), s.flags):
+                self.stats.weight_events += 1
+                if w.kind == "settled":
+                    self.last_weight_g = w.level_g
+                out += self.fusion.on_weight(w)
+            out += self.fusion.tick(t)
+        self.stats.stage_s["scale"] += time.perf_counter() - t0
+        self.stats.events += len(out)
+        return out
+
+
+def run_messages(pipeline: Pipeline, messages: Iterable[Any], on_event: Callable[[Event], None],
+                 on_message: Callable[[Any], None] | None = None) -> None:
+    """Feed every message, then finish; ``on_event`` gets each draft event in decision order."""
+    for msg in messages:
+        if on_message is not None:
+            on_message(msg)
+        for ev in pipeline.feed(msg):
+            on_event(ev)
+    for ev in pipeline.finish():
+        on_event(ev)
+
