@@ -17,6 +17,8 @@ from .errors import CaperError
 COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("sim", "simulate a cart session into a sensor bag (or --dataset: training images and labels)"),
     "bag": ("bag", "inspect sensor bags: bag info BAG"),
+    "replay": ("replay", "replay a sensor bag through the pipeline; events to JSONL (and ZeroMQ)"),
+    "eval": ("eval", "replay bags with ground truth and score basket accuracy, events, shrink alarms"),
     "info": ("info", "print build facts: compiler, SIMD, CUDA, GPUs"),
     "run": ("run", "run the cart service: pipeline worker under a supervisor, events on ZeroMQ"),
     "listen": ("listen", "watch basket events and the basket live (or --json lines), with gap recovery"),

@@ -96,15 +96,21 @@ class PredEvent:
 # ---------------------------------------------------------------------------------------------
 
 
-def basket_at(events: Iterable[GtEvent | PredEvent], t_ns: float = math.inf) -> Counter[str]:
-    """The multiset after applying the item events up to ``t_ns``: predicted events count from
-    their decision time, ground truth from its rest time. Removals never go below zero."""
-    basket: Counter[str] = Counter()
-    for e in events:
+def _known_at(e: GtEvent | PredEvent) -> int:
+    """When an event is known: a prediction when decided, ground truth when its item rests."""
+    return e.t_decided_ns if isinstance(e, PredEvent) else e.t_rest_ns
+
+
+def basket_at(events: Iterable[GtEvent | PredEvent], t_ns: float = math.inf,
+              initial: Counter[str] | None = None) -> Counter[str]:
+    """The multiset after applying, in time order, the item events known by ``t_ns`` to
+    ``initial``: predicted events count from their decision time, ground truth from its rest
+    time. Removals never go below zero."""
+    basket: Counter[str] = Counter(initial or {})
+    for e in sorted(events, key=_known_at):
         if e.type not in ITEM_TYPES or e.sku is None:
             continue
-        t = e.t_decided_ns if isinstance(e, PredEvent) else e.t_rest_ns
-        if t > t_ns:
+        if _known_at(e) > t_ns:
             continue
         if e.type == "item_added":
             basket[e.sku] += e.qty
@@ -133,12 +139,14 @@ def checkpoint_times(gt: Sequence[GtEvent], end_ns: int, budget_s: float) -> lis
     return out
 
 
-def basket_checkpoints(pred: Sequence[PredEvent], gt: Sequence[GtEvent], end_ns: int, budget_s: float) -> list[int]:
+def basket_checkpoints(pred: Sequence[PredEvent], gt: Sequence[GtEvent], end_ns: int, budget_s: float,
+                       initial: Counter[str] | None = None) -> list[int]:
     """Count distance at every checkpoint (see :func:`checkpoint_times`); the last one is the final
-    basket, compared after everything the bag produced (including decisions after its end)."""
+    basket, compared after everything the bag produced (including decisions after its end).
+    ``initial``: contents before the first event, in both baskets."""
     times = checkpoint_times(gt, end_ns, budget_s)
-    out = [count_distance(basket_at(pred, t), basket_at(gt, t)) for t in times[:-1]]
-    out.append(count_distance(basket_at(pred), basket_at(gt)))
+    out = [count_distance(basket_at(pred, t, initial), basket_at(gt, t, initial)) for t in times[:-1]]
+    out.append(count_distance(basket_at(pred, initial=initial), basket_at(gt, initial=initial)))
     return out
 
 
