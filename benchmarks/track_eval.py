@@ -5,7 +5,8 @@
     python -m benchmarks.track_eval --json out.json
 
 Prints HOTA, IDF1, MOTA, ID switches, ms/frame and how many hand occlusions of a resting item
-kept the item's ID, for: ours; ours without appearance (motion, depth and zones only);
+kept the item's ID, for: ours; ours without appearance (motion, depth and zones only); ours
+without depth (the basket zone from the image polygon alone);
 trackers.ByteTrackTracker and trackers.OCSORTTracker at their defaults; and both peers with
 lost_track_buffer=150 (5 s), the best a peer can do about long occlusions by configuration.
 Items (class 0) are scored; metrics are trackers.eval's (TrackEval-equivalent). See
@@ -49,15 +50,23 @@ def main(argv: list[str] | None = None) -> int:
     n_occl = sum(len(s.occlusions) for s in sequences)
     print(f"{len(sequences)} sequences, {n_frames} frames, {n_occl} hand occlusions of resting items "
           f"(generated in {time.perf_counter() - t0:.1f} s; seeds {args.seed}..{args.seed + args.sequences - 1})")
-    methods = {"ours": ours_factory(), "ours (no appearance)": ours_factory(use_appearance=False)}
+    methods = {"ours": ours_factory(), "ours (no appearance)": ours_factory(use_appearance=False),
+               "ours (no depth)": ours_factory(use_depth=False)}
     methods.update(peer_factories())
     if not args.no_tuned:
         tuned = peer_factories(lost_track_buffer=150)
         methods.update({f"{k[:-11]}, buffer 5 s": v for k, v in tuned.items()})
     results = evaluate(sequences, methods)
     print(format_table(results))
+    print("zone events (entered_basket / left_basket vs ground truth, same item, within 1 s):")
+    for r in results:
+        if r.events:
+            e = r.events
+            print(f"  {r.name:<22s} precision {e['precision']:.3f} recall {e['recall']:.3f} F1 {e['f1']:.3f} "
+                  f"(tp {e['tp']}, fp {e['fp']}, fn {e['fn']}); decided {e['latency_p50_s']:+.2f} s "
+                  f"(p95 {e['latency_p95_s']:+.2f} s) after the ground-truth moment")
     ours = results[0]
-    for r in results[2:]:
+    for r in results[3:]:
         print(f"speed: ours {ours.ms_per_frame:.3f} ms/frame vs {r.name} {r.ms_per_frame:.3f} ms/frame "
               f"({r.ms_per_frame / ours.ms_per_frame:.0f}x)")
     print(f"python {platform.python_version()}, trackers {version('trackers')}, supervision {version('supervision')}, "
@@ -66,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
             "sequences": args.sequences, "frames": args.frames, "seed": args.seed,
-            "results": [r.row() for r in results],
+            "results": [{**r.row(), "zone_events": r.events} for r in results],
         }, indent=2))
         print(f"wrote {args.json}")
     return 0

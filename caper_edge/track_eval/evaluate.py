@@ -20,7 +20,8 @@ import numpy as np
 from ..track import Tracker
 from .sequences import ITEM, Frame, Sequence
 
-__all__ = ["MethodResult", "Output", "evaluate", "format_table", "peer_factories", "run_method", "ours_factory"]
+__all__ = ["MethodResult", "Output", "evaluate", "format_table", "ours_factory", "peer_factories", "run_method",
+           "zone_event_counts"]
 
 # One frame's tracker output restricted to items: (track_ids (k,), xyxy (k, 4)).
 Output = tuple[np.ndarray, np.ndarray]
@@ -38,6 +39,7 @@ class MethodResult:
     occlusions_kept: int
     occlusions: int
     per_sequence: list[dict[str, Any]] = field(default_factory=list)
+    events: dict[str, float] | None = None  # zone-event precision / recall / F1, when reported
 
     def row(self) -> dict[str, Any]:
         return {"method": self.name, "HOTA": self.hota, "IDF1": self.idf1, "MOTA": self.mota,
@@ -53,15 +55,18 @@ class MethodResult:
 def ours_factory(use_appearance: bool = True, use_depth: bool = True, **params: Any) -> Callable[[Sequence], StepFn]:
     def make(seq: Sequence) -> StepFn:
         tracker = Tracker(basket_polygon=seq.config.basket_polygon, frame_period_s=1.0 / seq.config.fps, **params)
+        transitions: list = []
 
         def step(f: Frame) -> Output:
             out = tracker.update(f.xyxy, f.score, f.class_id,
                                  embedding=f.embedding if use_appearance else None,
                                  depth_m=f.depth_m if use_depth else None, t_ns=f.t_ns,
                                  sku_similarity=f.sku_similarity if use_appearance else None)
+            transitions.extend(out.transitions)
             keep = out.class_id == ITEM
             return out.track_id[keep], out.xyxy[keep]
 
+        step.transitions = transitions  # type: ignore[attr-defined]
         return step
 
     return make
@@ -153,6 +158,45 @@ def occlusions_kept(seq: Sequence, outputs: list[Output], before: int = 15, afte
     return kept, len(seq.occlusions)
 
 
+def track_to_ground_truth(seq: Sequence, outputs: list[Output]) -> dict[int, int]:
+    """Each track ID -> the ground-truth item it overlapped (IoU >= 0.5) in most frames."""
+    votes: dict[int, dict[int, int]] = {}
+    for f, (ids, boxes) in zip(seq.frames, outputs):
+        items = np.flatnonzero(f.gt_class == ITEM)
+        if not len(ids) or not len(items):
+            continue
+        iou = _box_iou(f.gt_xyxy[items], boxes)
+        for t in range(len(ids)):
+            g = int(iou[:, t].argmax())
+            if iou[g, t] >= 0.5:
+                v = votes.setdefault(int(ids[t]), {})
+                v[int(f.gt_id[items[g]])] = v.get(int(f.gt_id[items[g]]), 0) + 1
+    return {t: max(v, key=v.get) for t, v in votes.items()}
+
+
+def zone_event_counts(seq: Sequence, outputs: list[Output], transitions: list, tolerance_s: float = 1.0) -> dict[str, Any]:
+    """Tracker zone transitions (entered_basket / left_basket) against the ground-truth events:
+    a transition matches an event of the same kind and item whose time is within tolerance_s
+    of the transition's t_ns (each event matched once). Returns tp, fp, fn and the decision
+    latencies (decided_t_ns - ground-truth time, seconds) of the matches."""
+    owner = track_to_ground_truth(seq, outputs)
+    unmatched = list(seq.events)
+    tp, fp, latency = 0, 0, []
+    for tr in transitions:
+        if tr.kind not in ("entered_basket", "left_basket"):
+            continue
+        gid = owner.get(tr.track_id)
+        hit = next((e for e in unmatched if e.kind == tr.kind and e.gt_id == gid
+                    and abs(e.t_ns - tr.t_ns) <= tolerance_s * 1e9), None)
+        if hit is None:
+            fp += 1
+            continue
+        unmatched.remove(hit)
+        tp += 1
+        latency.append((tr.decided_t_ns - hit.t_ns) / 1e9)
+    return {"tp": tp, "fp": fp, "fn": len(unmatched), "latency_s": latency}
+
+
 def score_sequence(seq: Sequence, outputs: list[Output]) -> dict[str, Any]:
     from trackers.eval import compute_clear_metrics, compute_hota_metrics, compute_identity_metrics
 
@@ -174,6 +218,7 @@ def run_method(name: str, factory: Callable[[Sequence], StepFn], sequences: Iter
     from trackers.eval import aggregate_clear_metrics, aggregate_hota_metrics, aggregate_identity_metrics
 
     per_seq, total_ns, total_frames, kept, occl = [], 0, 0, 0, 0
+    event_counts: list[dict[str, Any]] = []
     for seq in sequences:
         step = factory(seq)
         outputs: list[Output] = []
@@ -187,12 +232,25 @@ def run_method(name: str, factory: Callable[[Sequence], StepFn], sequences: Iter
         scores = score_sequence(seq, outputs)
         scores["name"] = seq.name
         scores["occlusions_kept"] = (k, n)
+        transitions = getattr(step, "transitions", None)
+        if transitions is not None:
+            scores["events"] = zone_event_counts(seq, outputs, transitions)
+            event_counts.append(scores["events"])
         per_seq.append(scores)
     hota = aggregate_hota_metrics([s["HOTA"] for s in per_seq])
     ident = aggregate_identity_metrics([s["Identity"] for s in per_seq])
     clear = aggregate_clear_metrics([s["CLEAR"] for s in per_seq])
+    events = None
+    if event_counts:
+        tp, fp, fn = (sum(e[k] for e in event_counts) for k in ("tp", "fp", "fn"))
+        lat = [x for e in event_counts for x in e["latency_s"]]
+        precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
+        events = {"tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall,
+                  "f1": 2 * precision * recall / max(precision + recall, 1e-12),
+                  "latency_p50_s": float(np.median(lat)) if lat else float("nan"),
+                  "latency_p95_s": float(np.percentile(lat, 95)) if lat else float("nan")}
     return MethodResult(name, float(hota["HOTA"]), float(ident["IDF1"]), float(clear["MOTA"]), int(clear["IDSW"]),
-                        total_ns / 1e6 / max(total_frames, 1), kept, occl, per_seq)
+                        total_ns / 1e6 / max(total_frames, 1), kept, occl, per_seq, events)
 
 
 def evaluate(sequences: list[Sequence], methods: dict[str, Callable[[Sequence], StepFn]]) -> list[MethodResult]:

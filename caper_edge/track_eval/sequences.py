@@ -82,6 +82,8 @@ class Frame:
 
 @dataclass(frozen=True)
 class GroundTruthEvent:
+    """entered_basket: the item comes to rest in the basket; left_basket: it is lifted out."""
+
     kind: str       # "entered_basket" or "left_basket"
     gt_id: int
     sku: int
@@ -291,6 +293,9 @@ class _Scene:
         item.resting_from[-1] = (item.resting_from[-1][0], f)
         item.persist = False
         lift = int(r.integers(6, 11))
+        # The item leaves the basket when it is lifted (the scale sees it then), not when it
+        # crosses the rim's outline in the image.
+        self.events.append(("left_basket", item.gt_id, f))
         item.add_key(f + lift, s[0], s[1], held)
         hand.add_key(f + lift, s[0] + grip[0], s[1] + grip[1], held - 0.05)
         f += lift
@@ -298,7 +303,6 @@ class _Scene:
         t2 = self.travel_frames(s[:2], exit_)
         item.add_key(f + t2, *exit_, held)
         hand.add_key(f + t2, exit_[0] + grip[0], exit_[1] + grip[1], held - 0.05)
-        self.events.append(("left_basket", item.gt_id, self._leave_frame(item, f, f + t2)))
         return f + t2
 
     def _hold(self, item: _Object, frame: int) -> None:
@@ -313,15 +317,6 @@ class _Scene:
         """Offset of the hand's centre from the item's: the hand holds the item's top edge,
         covering about a sixth of it."""
         return 0.0, -(item.h / 2 + hand.h / 2) + 0.15 * item.h
-
-    def _leave_frame(self, item: _Object, first: int, last: int) -> int:
-        x0, y0 = np.min(self.cfg.basket_polygon, axis=0)
-        x1, y1 = np.max(self.cfg.basket_polygon, axis=0)
-        for f in range(first, last + 1):
-            s = item.state(f)
-            if s is not None and not (x0 <= s[0] <= x1 and y0 <= s[1] <= y1):
-                return f
-        return last
 
 
 # ---------------------------------------------------------------------------------------------
