@@ -157,7 +157,7 @@ def linear_assignment(cost: Any, cost_limit: float = ...) -> tuple[np.ndarray, n
     least-cost assignment of maximum cardinality (scipy's optimum when all entries are finite;
     rows/columns without allowed pairs stay unassigned). Finite L: the optimum of
     lap.lapjv(cost, extend_cost=True, cost_limit=L) (matched cost + L/2 per unassigned row and
-    column). Returns (rows, cols) int64, sorted by row. GIL released from 4096 entries up."""
+    column). Returns (rows, cols) int64, sorted by row. GIL released from 1024 entries up."""
 
 class KalmanBoxFilter:
     """Constant-velocity filter on (cx, cy, w, h, vcx, vcy, vw, vh); noise standard deviations are

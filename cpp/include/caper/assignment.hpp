@@ -36,7 +36,6 @@ struct AssignmentWorkspace {
   std::vector<int32_t> comp_rows, comp_cols;
   std::vector<int32_t> row_start, row_order, col_start, col_order;  // rows/cols bucketed by component
   std::vector<int32_t> cursor;
-  std::vector<double> scratch;       // converted copy of a float input
 };
 
 // Solve the square problem `c` (n x n, row-major, +inf = forbidden) with LAPJV: column
@@ -47,7 +46,9 @@ bool lapjv_square(const double* c, int32_t n, int32_t* x, AssignmentWorkspace& w
 
 // Rectangular assignment with the semantics described above. Writes row_to_col[i] (column of
 // row i or -1) for every row and returns the number of matched pairs. Throws
-// std::invalid_argument on NaN / -inf entries or a NaN cost_limit.
+// std::invalid_argument on NaN / -inf entries or a NaN cost_limit. The cost is read in place
+// (float too: reduced costs are computed in double); only components that need an extension
+// are copied into the workspace.
 std::size_t linear_assignment(const double* cost, std::size_t n_rows, std::size_t n_cols,
                               double cost_limit, int32_t* row_to_col, AssignmentWorkspace& ws);
 std::size_t linear_assignment(const float* cost, std::size_t n_rows, std::size_t n_cols,

@@ -29,11 +29,12 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // Phase 1 (column reduction): v[j] = min_i c[i][j]; each column is offered to the first row
 // attaining the minimum, and a row that is the minimum of several columns keeps the one with
 // the smallest v. Scans row-major (cache friendly); false if a column has no allowed pair.
-bool column_reduction(const double* c, int32_t n, double* v, int32_t* x, int32_t* y,
+template <typename T>
+bool column_reduction(const T* c, int32_t n, double* v, int32_t* x, int32_t* y,
                       int32_t* argmin_row, int32_t* matches) {
   std::fill(v, v + n, kInf);
   for (int32_t i = 0; i < n; ++i) {
-    const double* row = c + static_cast<std::size_t>(i) * n;
+    const T* row = c + static_cast<std::size_t>(i) * n;
     for (int32_t j = 0; j < n; ++j) {
       if (row[j] < v[j]) {
         v[j] = row[j];
@@ -61,14 +62,15 @@ bool column_reduction(const double* c, int32_t n, double* v, int32_t* x, int32_t
 
 // Phase 2 (reduction transfer): a row that won exactly one column hands its slack to that
 // column's dual, so later rows see the column as more expensive. Collects the free rows.
-int32_t reduction_transfer(const double* c, int32_t n, double* v, const int32_t* x,
+template <typename T>
+int32_t reduction_transfer(const T* c, int32_t n, double* v, const int32_t* x,
                            const int32_t* matches, int32_t* free_rows) {
   int32_t n_free = 0;
   for (int32_t i = 0; i < n; ++i) {
     if (matches[i] == 0) {
       free_rows[n_free++] = i;
     } else if (matches[i] == 1) {
-      const double* row = c + static_cast<std::size_t>(i) * n;
+      const T* row = c + static_cast<std::size_t>(i) * n;
       const int32_t j1 = x[i];
       double slack = kInf;
       for (int32_t j = 0; j < n; ++j) {
@@ -84,7 +86,8 @@ int32_t reduction_transfer(const double* c, int32_t n, double* v, const int32_t*
 // lowering that column's dual to the row's second-best reduced cost; the displaced row is
 // retried at once when the dual strictly dropped, otherwise queued for the next pass.
 // Returns the free rows left (at the front of free_rows), or -1 when a row has no allowed pair.
-int32_t augmenting_row_reduction(const double* c, int32_t n, double* v, int32_t* x, int32_t* y,
+template <typename T>
+int32_t augmenting_row_reduction(const T* c, int32_t n, double* v, int32_t* x, int32_t* y,
                                  int32_t* free_rows, int32_t n_free) {
   int32_t k = 0;
   int32_t next = 0;
@@ -97,7 +100,7 @@ int32_t augmenting_row_reduction(const double* c, int32_t n, double* v, int32_t*
       break;
     }
     const int32_t i = free_rows[k++];
-    const double* row = c + static_cast<std::size_t>(i) * n;
+    const T* row = c + static_cast<std::size_t>(i) * n;
     double u1 = kInf, u2 = kInf;
     int32_t j1 = -1, j2 = -1;
     for (int32_t j = 0; j < n; ++j) {
@@ -142,9 +145,10 @@ int32_t augmenting_row_reduction(const double* c, int32_t n, double* v, int32_t*
 // settled; each relaxation pass over cols[lo, n) also finds the next column to settle, so a
 // settled column costs one pass (ties prefer an unassigned column: the path ends sooner).
 // Returns false if no unassigned column can be reached through allowed pairs.
-bool shortest_augmenting_path(const double* c, int32_t n, int32_t f, double* v, int32_t* x,
+template <typename T>
+bool shortest_augmenting_path(const T* c, int32_t n, int32_t f, double* v, int32_t* x,
                               int32_t* y, double* d, int32_t* pred, int32_t* cols) {
-  const double* row_f = c + static_cast<std::size_t>(f) * n;
+  const T* row_f = c + static_cast<std::size_t>(f) * n;
   double best = kInf;
   int32_t k_best = -1;
   for (int32_t j = 0; j < n; ++j) {
@@ -169,7 +173,7 @@ bool shortest_augmenting_path(const double* c, int32_t n, int32_t f, double* v, 
       break;
     }
     const int32_t i = y[j1];
-    const double* row = c + static_cast<std::size_t>(i) * n;
+    const T* row = c + static_cast<std::size_t>(i) * n;
     const double h0 = row[j1] - v[j1] - best;
     best = kInf;
     k_best = -1;
@@ -203,25 +207,55 @@ bool shortest_augmenting_path(const double* c, int32_t n, int32_t f, double* v, 
   return true;
 }
 
+// The four phases in order; false when no perfect matching over allowed pairs exists.
+template <typename T>
+bool lapjv_square_t(const T* c, int32_t n, int32_t* x, AssignmentWorkspace& ws) {
+  if (n == 0) return true;
+  ws.v.resize(n);
+  ws.y.resize(n);
+  ws.dist.resize(n);
+  ws.pred.resize(n);
+  ws.cols.resize(n);
+  ws.free_rows.resize(n);
+  ws.matches.resize(n);
+  double* v = ws.v.data();
+  int32_t* y = ws.y.data();
+  if (!column_reduction(c, n, v, x, y, ws.pred.data(), ws.matches.data())) return false;
+  int32_t n_free = reduction_transfer(c, n, v, x, ws.matches.data(), ws.free_rows.data());
+  for (int pass = 0; pass < 2 && n_free > 0; ++pass) {
+    n_free = augmenting_row_reduction(c, n, v, x, y, ws.free_rows.data(), n_free);
+    if (n_free < 0) return false;
+  }
+  for (int32_t k = 0; k < n_free; ++k) {
+    if (!shortest_augmenting_path(c, n, ws.free_rows[k], v, x, y, ws.dist.data(), ws.pred.data(),
+                                  ws.cols.data())) {
+      return false;
+    }
+  }
+  return true;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Rectangular problems: components and their square extensions
 // ---------------------------------------------------------------------------------------------
 
+template <typename T>
 struct Problem {
-  const double* cost;
+  const T* cost;
   std::size_t n_rows, n_cols;
   double limit;
   bool allowed(std::size_t i, std::size_t j) const { return cost[i * n_cols + j] < limit; }
-  double at(std::size_t i, std::size_t j) const { return cost[i * n_cols + j]; }
+  double at(std::size_t i, std::size_t j) const { return static_cast<double>(cost[i * n_cols + j]); }
 };
 
 // Validates every entry and returns the number of allowed pairs. Branch-free accumulation (it
 // vectorises); the position of a bad entry is looked up only when there is one.
-std::size_t scan(const Problem& p) {
+template <typename T>
+std::size_t scan(const Problem<T>& p) {
   const std::size_t total = p.n_rows * p.n_cols;
   int64_t bad = 0, allowed = 0;
   const double limit = p.limit;
-  const double* cost = p.cost;
+  const T* cost = p.cost;
   for (std::size_t k = 0; k < total; ++k) {
     const double c = cost[k];
     // c > -inf is false for NaN and -inf alike.
@@ -245,7 +279,8 @@ std::size_t scan(const Problem& p) {
 // Label rows and columns with the connected component of the allowed-pair graph they belong
 // to (-1: no allowed pair at all). Builds row and column adjacency lists first (one pass over
 // the matrix), then a BFS over them. Returns the number of components.
-int32_t label_components(const Problem& p, AssignmentWorkspace& ws) {
+template <typename T>
+int32_t label_components(const Problem<T>& p, AssignmentWorkspace& ws) {
   const auto n = static_cast<int32_t>(p.n_rows), m = static_cast<int32_t>(p.n_cols);
   std::vector<int32_t>& row_start = ws.row_start;  // reused: bucket() runs after this
   std::vector<int32_t>& row_adj = ws.row_order;
@@ -255,7 +290,7 @@ int32_t label_components(const Problem& p, AssignmentWorkspace& ws) {
   col_start.assign(static_cast<std::size_t>(m) + 1, 0);
   row_adj.clear();
   for (int32_t i = 0; i < n; ++i) {
-    const double* row = p.cost + static_cast<std::size_t>(i) * p.n_cols;
+    const T* row = p.cost + static_cast<std::size_t>(i) * p.n_cols;
     for (int32_t j = 0; j < m; ++j) {
       if (row[j] < p.limit) {
         row_adj.push_back(j);
@@ -322,7 +357,8 @@ void bucket(const std::vector<int32_t>& label, int32_t n_labels, std::vector<int
 
 // Maximum number of allowed pairs that can be matched at once in a component (Kuhn's
 // augmenting paths, BFS). Only needed when forbidden pairs make min(rows, cols) unreachable.
-int32_t max_cardinality(const Problem& p, const std::vector<int32_t>& rows,
+template <typename T>
+int32_t max_cardinality(const Problem<T>& p, const std::vector<int32_t>& rows,
                         const std::vector<int32_t>& cols) {
   const auto r = static_cast<int32_t>(rows.size()), k = static_cast<int32_t>(cols.size());
   std::vector<int32_t> match_row(r, -1), match_col(k, -1), from(k), queue(r), seen(k);
@@ -363,7 +399,8 @@ int32_t max_cardinality(const Problem& p, const std::vector<int32_t>& rows,
 // Finite limit L (lap's extension): dr = K, dc = R, real<->dummy costs L/2, dummy<->dummy 0.
 // Infinite limit with k* = maximum cardinality: dr = K - k*, dc = R - k*, real<->dummy 0 and
 // dummy<->dummy forbidden, so every perfect matching pairs exactly k* real rows and columns.
-void build_extension(const Problem& p, const std::vector<int32_t>& rows,
+template <typename T>
+void build_extension(const Problem<T>& p, const std::vector<int32_t>& rows,
                      const std::vector<int32_t>& cols, int32_t dr, int32_t dc, double real_dummy,
                      double dummy_dummy, std::vector<double>& out) {
   const auto R = static_cast<int32_t>(rows.size()), K = static_cast<int32_t>(cols.size());
@@ -371,9 +408,9 @@ void build_extension(const Problem& p, const std::vector<int32_t>& rows,
   out.resize(static_cast<std::size_t>(s) * s);
   for (int32_t a = 0; a < R; ++a) {
     double* dst = out.data() + static_cast<std::size_t>(a) * s;
-    const double* src = p.cost + static_cast<std::size_t>(rows[a]) * p.n_cols;
+    const T* src = p.cost + static_cast<std::size_t>(rows[a]) * p.n_cols;
     for (int32_t b = 0; b < K; ++b) {
-      const double c = src[cols[b]];
+      const double c = static_cast<double>(src[cols[b]]);
       dst[b] = c < p.limit ? c : kInf;
     }
     std::fill(dst + K, dst + K + dc, real_dummy);
@@ -386,11 +423,12 @@ void build_extension(const Problem& p, const std::vector<int32_t>& rows,
 }
 
 // Square solve on ws.square (size s); copies back the real pairs of the component.
-bool solve_extension(const Problem& p, const std::vector<int32_t>& rows,
+template <typename T>
+bool solve_extension(const Problem<T>& p, const std::vector<int32_t>& rows,
                      const std::vector<int32_t>& cols, int32_t s, int32_t* row_to_col,
                      AssignmentWorkspace& ws) {
   ws.x.resize(s);
-  if (!lapjv_square(ws.square.data(), s, ws.x.data(), ws)) return false;
+  if (!lapjv_square_t(ws.square.data(), s, ws.x.data(), ws)) return false;
   for (std::size_t a = 0; a < rows.size(); ++a) {
     const int32_t b = ws.x[a];
     if (b >= 0 && b < static_cast<int32_t>(cols.size()) && p.allowed(rows[a], cols[b])) {
@@ -401,7 +439,8 @@ bool solve_extension(const Problem& p, const std::vector<int32_t>& rows,
 }
 
 // A single row (or a single column): its cheapest allowed partner, first index on ties.
-void solve_single_row(const Problem& p, int32_t row, const std::vector<int32_t>& cols,
+template <typename T>
+void solve_single_row(const Problem<T>& p, int32_t row, const std::vector<int32_t>& cols,
                       int32_t* row_to_col) {
   int32_t best = -1;
   for (int32_t j : cols) {
@@ -409,7 +448,8 @@ void solve_single_row(const Problem& p, int32_t row, const std::vector<int32_t>&
   }
   row_to_col[row] = best;
 }
-void solve_single_col(const Problem& p, const std::vector<int32_t>& rows, int32_t col,
+template <typename T>
+void solve_single_col(const Problem<T>& p, const std::vector<int32_t>& rows, int32_t col,
                       int32_t* row_to_col) {
   int32_t best = -1;
   for (int32_t i : rows) {
@@ -418,7 +458,8 @@ void solve_single_col(const Problem& p, const std::vector<int32_t>& rows, int32_
   if (best >= 0) row_to_col[best] = col;
 }
 
-void solve_component(const Problem& p, const std::vector<int32_t>& rows,
+template <typename T>
+void solve_component(const Problem<T>& p, const std::vector<int32_t>& rows,
                      const std::vector<int32_t>& cols, int32_t* row_to_col,
                      AssignmentWorkspace& ws) {
   const auto R = static_cast<int32_t>(rows.size()), K = static_cast<int32_t>(cols.size());
@@ -443,7 +484,8 @@ void solve_component(const Problem& p, const std::vector<int32_t>& rows,
   }
 }
 
-std::size_t solve(const Problem& p, int32_t* row_to_col, AssignmentWorkspace& ws) {
+template <typename T>
+std::size_t solve(const Problem<T>& p, int32_t* row_to_col, AssignmentWorkspace& ws) {
   if (std::isnan(p.limit)) throw std::invalid_argument("cost_limit is nan: expected a number or inf");
   std::fill(row_to_col, row_to_col + p.n_rows, -1);
   if (p.n_rows == 0 || p.n_cols == 0) return 0;
@@ -451,7 +493,7 @@ std::size_t solve(const Problem& p, int32_t* row_to_col, AssignmentWorkspace& ws
   const auto n = static_cast<int32_t>(p.n_rows), m = static_cast<int32_t>(p.n_cols);
   if (dense && n == m && p.limit == kInf) {
     // The common square case runs on the caller's buffer without any copy.
-    if (!lapjv_square(p.cost, n, row_to_col, ws)) {
+    if (!lapjv_square_t(p.cost, n, row_to_col, ws)) {
       throw std::logic_error("linear_assignment: dense square problem infeasible");
     }
   } else if (dense) {
@@ -484,45 +526,20 @@ AssignmentWorkspace& thread_workspace() {
 }  // namespace
 
 bool lapjv_square(const double* c, int32_t n, int32_t* x, AssignmentWorkspace& ws) {
-  if (n == 0) return true;
-  ws.v.resize(n);
-  ws.y.resize(n);
-  ws.dist.resize(n);
-  ws.pred.resize(n);
-  ws.cols.resize(n);
-  ws.free_rows.resize(n);
-  ws.matches.resize(n);
-  double* v = ws.v.data();
-  int32_t* y = ws.y.data();
-  if (!column_reduction(c, n, v, x, y, ws.pred.data(), ws.matches.data())) return false;
-  int32_t n_free = reduction_transfer(c, n, v, x, ws.matches.data(), ws.free_rows.data());
-  for (int pass = 0; pass < 2 && n_free > 0; ++pass) {
-    n_free = augmenting_row_reduction(c, n, v, x, y, ws.free_rows.data(), n_free);
-    if (n_free < 0) return false;
-  }
-  for (int32_t k = 0; k < n_free; ++k) {
-    if (!shortest_augmenting_path(c, n, ws.free_rows[k], v, x, y, ws.dist.data(), ws.pred.data(),
-                                  ws.cols.data())) {
-      return false;
-    }
-  }
-  return true;
+  return lapjv_square_t(c, n, x, ws);
 }
 
 std::size_t linear_assignment(const double* cost, std::size_t n_rows, std::size_t n_cols,
                               double cost_limit, int32_t* row_to_col, AssignmentWorkspace& ws) {
-  return solve(Problem{cost, n_rows, n_cols, cost_limit}, row_to_col, ws);
+  return solve(Problem<double>{cost, n_rows, n_cols, cost_limit}, row_to_col, ws);
 }
 
 std::size_t linear_assignment(const float* cost, std::size_t n_rows, std::size_t n_cols,
                               double cost_limit, int32_t* row_to_col, AssignmentWorkspace& ws) {
-  // Solve in double: float reduced costs would round differently from the float64 references
-  // (scipy and lap both convert), and the copy is small next to the solve.
-  ws.scratch.resize(n_rows * n_cols);
-  std::copy(cost, cost + n_rows * n_cols, ws.scratch.begin());
-  return solve(Problem{ws.scratch.data(), n_rows, n_cols, cost_limit}, row_to_col, ws);
+  // Read in place; every reduced cost is computed in double, as scipy and lap do after their
+  // conversion, so float input gives the same optimum without a converted copy.
+  return solve(Problem<float>{cost, n_rows, n_cols, cost_limit}, row_to_col, ws);
 }
-
 std::size_t linear_assignment(const double* cost, std::size_t n_rows, std::size_t n_cols,
                               double cost_limit, int32_t* row_to_col) {
   return linear_assignment(cost, n_rows, n_cols, cost_limit, row_to_col, thread_workspace());
