@@ -55,27 +55,51 @@ def evaluate_detector(model: Path, val: Path, limit: int | None = None, threads:
     return result
 
 
-def _lookalike_groups(*roots: Path) -> dict[str, str]:
-    """SKU -> its look-alike twin, from dataset.json catalogs (``lookalike_of`` or ``lookalike_group``)."""
-    twins: dict[str, str] = {}
+def _lookalike_groups(*roots: Path) -> dict[str, set[str]]:
+    """SKU -> the other SKUs that look like it.
+
+    From the simulator's catalog (``look_group``) when a folder was written by
+    ``caper_edge.sim.dataset`` (it has ``manifest.json``), else from ``dataset.json``'s
+    ``lookalike_of`` (models/synthetic.py).
+    """
+    groups: dict[str, set[str]] = {}
+
+    def link(members: list[str]) -> None:
+        for m in members:
+            groups.setdefault(m, set()).update(x for x in members if x != m)
+
     for root in roots:
-        meta = root / "dataset.json"
-        if not meta.exists():
-            continue
-        for row in json.loads(meta.read_text()).get("catalog", []):
-            other = row.get("lookalike_of")
-            if other:
-                twins[row["sku"]] = other
-                twins[other] = row["sku"]
-    return twins
+        if (root / "manifest.json").exists():
+            from caper_edge.sim.catalog import catalog
+
+            by_group: dict[str, list[str]] = {}
+            for sku in catalog():
+                if sku.look_group:
+                    by_group.setdefault(sku.look_group, []).append(sku.sku)
+            for members in by_group.values():
+                link(members)
+        elif (root / "dataset.json").exists():
+            for row in json.loads((root / "dataset.json").read_text()).get("catalog", []):
+                if row.get("lookalike_of"):
+                    link([row["sku"], row["lookalike_of"]])
+    return groups
+
+
+def catalog_rows(root: Path) -> dict[str, SkuInfo]:
+    """Catalog rows (name, weight, price) for a simulator folder; empty for other sources."""
+    if not (root / "manifest.json").exists():
+        return {}
+    from caper_edge.sim.catalog import catalog
+
+    return {s.sku: SkuInfo(s.sku, s.name, float(s.weight_g), float(s.weight_std_g), float(s.price)) for s in catalog()}
 
 
 def build_gallery(embedder: Embedder, crops: Sequence[np.ndarray], labels: Sequence[str], per_sku: int, model_sha: str,
-                  exclude: set[str] = frozenset()) -> Gallery:
+                  exclude: set[str] = frozenset(), rows: dict[str, SkuInfo] | None = None) -> Gallery:
     g = Gallery(embedder.dim, model_sha)
     for sku in sorted(set(labels) - set(exclude)):
         idx = [i for i, l in enumerate(labels) if l == sku][:per_sku]
-        g.add(SkuInfo(sku), embedder.embed([crops[i] for i in idx]))
+        g.add((rows or {}).get(sku, SkuInfo(sku)), embedder.embed([crops[i] for i in idx]))
     return g
 
 
@@ -85,7 +109,7 @@ def evaluate_gallery(model: Path, enroll: Path, val: Path, unknown_skus: Sequenc
     embedder = Embedder(engine)
     model_sha = sha256_file(model)
     (e_crops, e_labels), (q_crops, q_labels) = data if data is not None else (load_crops(enroll), load_crops(val))
-    gallery = build_gallery(embedder, e_crops, e_labels, per_sku, model_sha)
+    gallery = build_gallery(embedder, e_crops, e_labels, per_sku, model_sha, rows=catalog_rows(enroll))
     q_labels = list(q_labels)
     enrolled = set(s.sku for s in gallery.skus)
     keep = [i for i, l in enumerate(q_labels) if l in enrolled]
@@ -103,7 +127,8 @@ def evaluate_gallery(model: Path, enroll: Path, val: Path, unknown_skus: Sequenc
         "top3": topk_accuracy(ranked, truth, 3),
         "top1_no_lookalike": topk_accuracy([ranked[j] for j in plain], [truth[j] for j in plain], 1) if plain else None,
         "top1_lookalike": topk_accuracy([ranked[j] for j in alike], [truth[j] for j in alike], 1) if alike else None,
-        "lookalike_confused_with_twin": (float(np.mean([ranked[j][0] == twins[truth[j]] for j in alike])) if alike else None),
+        "lookalike_confused_with_twin": (float(np.mean([ranked[j][0] in twins[truth[j]] for j in alike])) if alike else None),
+        "top3_lookalike": topk_accuracy([ranked[j] for j in alike], [truth[j] for j in alike], 3) if alike else None,
         "top1_never_trained_skus": (topk_accuracy([ranked[j] for j, t in enumerate(truth) if t in unknown],
                                                   [t for t in truth if t in unknown], 1) if unknown & set(truth) else None),
     }

@@ -44,12 +44,24 @@ def train(args: argparse.Namespace) -> dict:
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=5e-4)
     steps_per_epoch = max(1, len(crops) // (args.p * args.k))
     total = args.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100) * (0.5 * (1 + math.cos(math.pi * s / total)) * 0.95 + 0.05))
     history, start = [], time.monotonic()
+    budget_s = args.time_budget_min * 60 if args.time_budget_min else None
+
+    def lr_at(step: int) -> float:
+        # Warm-up, then cosine over the steps or the time budget, whichever runs out first.
+        progress = step / total
+        if budget_s:
+            progress = max(progress, (time.monotonic() - start) / budget_s)
+        return args.lr * min(1.0, (step + 1) / 100) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+    global_step = 0
     for epoch in range(args.epochs):
         model.train()
         loss_sum = 0.0
+        done = 0
         for _ in range(steps_per_epoch):
+            if budget_s and time.monotonic() - start > budget_s:
+                break
             # P SKUs x K views: every batch holds positives for every anchor.
             chosen = rng.choice(len(skus), size=min(args.p, len(skus)), replace=False)
             idx = [int(rng.choice(by_sku[skus[c]])) for c in chosen for _ in range(args.k)]
@@ -58,13 +70,18 @@ def train(args: argparse.Namespace) -> dict:
             loss = head(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            for group in opt.param_groups:
+                group["lr"] = lr_at(global_step)
             opt.step()
-            sched.step()
+            global_step += 1
             loss_sum += float(loss.detach())
-        row = {"epoch": epoch + 1, "loss": loss_sum / steps_per_epoch, "elapsed_s": round(time.monotonic() - start, 1)}
+            done += 1
+        if done == 0:
+            break
+        row = {"epoch": epoch + 1, "steps": done, "loss": loss_sum / done, "elapsed_s": round(time.monotonic() - start, 1)}
         history.append(row)
         print(json.dumps(row), flush=True)
-        if args.time_budget_min and time.monotonic() - start > args.time_budget_min * 60:
+        if budget_s and time.monotonic() - start > budget_s:
             print(f"time budget of {args.time_budget_min} min reached after epoch {epoch + 1}", flush=True)
             break
     train_s = time.monotonic() - start
