@@ -110,7 +110,7 @@ class Engine(abc.ABC):
 
     __call__ = run
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a no-op unless the backend holds resources
         """Release backend resources; the engine cannot run afterwards."""
 
     def __enter__(self) -> Engine:
