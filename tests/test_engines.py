@@ -378,3 +378,22 @@ def test_tensorrt_missing_engine_is_an_error_unless_build_allowed(tmp_path):
         ensure_engine(onnx_path, cache_dir=tmp_path / "c", precision="fp16", allow_build=False)
     built = ensure_engine(onnx_path, cache_dir=tmp_path / "c", precision="fp16", allow_build=True)
     assert built.is_file()
+
+
+def test_engine_build_cli_without_tensorrt_is_one_clear_line(tmp_path, capsys):
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("tensorrt is installed here")
+    from caper_edge import cli
+
+    model = affine_model(tmp_path / "m.onnx")
+    assert cli.main(["engine", "build", str(model), "--fp16"]) == EngineError.exit_code
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "cannot build TensorRT engines here: the tensorrt Python package does not import" in err
+    assert cli.main(["engine", "list", "--config", str(_cache_config(tmp_path))]) == 0
+    assert "no engines in" in capsys.readouterr().out
+
+
+def _cache_config(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text(f'[engines.tensorrt]\ncache_dir = "{tmp_path / "cache"}"\n')
+    return f

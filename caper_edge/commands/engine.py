@@ -15,8 +15,10 @@ from ..errors import EngineError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML config file (partial; overrides the defaults)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML config file")
     sub = parser.add_subparsers(dest="engine_command", metavar="ACTION", required=True)
-    build = sub.add_parser("build", help="build a TensorRT engine from an ONNX model into the cache")
+    build = sub.add_parser("build", parents=[common], help="build a TensorRT engine from an ONNX model into the cache")
     build.add_argument("model", type=Path, help="ONNX model file")
     prec = build.add_mutually_exclusive_group()
     prec.add_argument("--fp16", dest="precision", action="store_const", const="fp16", help="FP16 kernels allowed (default)")
@@ -31,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--max-batch", type=int, default=1, help="largest batch of a dynamic batch dimension")
     build.add_argument("--force", action="store_true", help="rebuild even when the cache has the engine")
     build.set_defaults(precision=None)
-    lst = sub.add_parser("list", help="list the engines in the cache with their keys")
+    lst = sub.add_parser("list", parents=[common], help="list the engines in the cache with their keys")
     lst.add_argument("--json", action="store_true", help="one JSON object per engine")
 
 
@@ -63,8 +65,11 @@ def _list(cache_dir: str, as_json: bool) -> int:
 
 
 def _build(args: argparse.Namespace, trt_cfg) -> int:
-    from ..engines.tensorrt_backend import build_engine, resolve_profile
+    from ..engines.tensorrt_backend import build_engine, resolve_profile, tensorrt_unavailable_reason
 
+    reason = tensorrt_unavailable_reason()
+    if reason:
+        raise EngineError(f"cannot build TensorRT engines here: {reason}")
     precision = args.precision or trt_cfg.precision
     if not args.model.is_file():
         raise EngineError(f"model file {args.model} does not exist")

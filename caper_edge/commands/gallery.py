@@ -18,15 +18,19 @@ from ..errors import InputError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML config file (partial; overrides the defaults)")
     parser.add_argument("--gallery", type=Path, help="gallery file (default: [models] gallery)")
+    # The same options are accepted after the action too (`gallery info --gallery F`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML config file")
+    common.add_argument("--gallery", type=Path, default=argparse.SUPPRESS, help="gallery file")
     sub = parser.add_subparsers(dest="gallery_command", metavar="ACTION", required=True)
-    enroll = sub.add_parser("enroll", help="add a SKU (or more views of one) from product-crop images")
+    enroll = sub.add_parser("enroll", parents=[common], help="add a SKU (or more views of one) from product-crop images")
     enroll.add_argument("sku", help="SKU identifier")
     enroll.add_argument("images", nargs="+", type=Path, help="product crops (PNG/JPEG), one product filling each")
     enroll.add_argument("--name", help="product name")
     enroll.add_argument("--weight-g", type=float, help="mean weight in grams")
     enroll.add_argument("--weight-std-g", type=float, help="weight standard deviation in grams")
     enroll.add_argument("--price", type=float, help="price in the store's currency units")
-    info = sub.add_parser("info", help="print the gallery's SKUs, embeddings and unknown threshold")
+    info = sub.add_parser("info", parents=[common], help="print the gallery's SKUs, embeddings and unknown threshold")
     info.add_argument("--json", action="store_true", help="print one JSON object")
 
 
