@@ -520,7 +520,12 @@ def generate_sequence(seed: int, config: SceneConfig | None = None, name: str | 
     return Sequence(name or f"cart-{seed:04d}", cfg, frames, gallery, sku_of, lookalikes, events, occlusions)
 
 
-def generate_suite(n_sequences: int, seed: int = 0, n_frames: int = 900) -> list[Sequence]:
-    """`n_sequences` sequences with seeds seed, seed+1, ..."""
-    cfg = dataclasses.replace(SceneConfig(), n_frames=n_frames)
+HARSH = {"miss_prob": 0.12, "false_positives_per_frame": 0.6, "embedding_noise": 0.6, "box_jitter": 0.04}
+"""Scene overrides for a worse detector: 3x the misses, 5x the false positives, noisier embeddings
+and boxes (`python -m benchmarks.track_eval --harsh`)."""
+
+
+def generate_suite(n_sequences: int, seed: int = 0, n_frames: int = 900, config: SceneConfig | None = None) -> list[Sequence]:
+    """`n_sequences` sequences with seeds seed, seed+1, ... (`config` defaults to SceneConfig())."""
+    cfg = dataclasses.replace(config or SceneConfig(), n_frames=n_frames)
     return [generate_sequence(seed + k, cfg) for k in range(n_sequences)]

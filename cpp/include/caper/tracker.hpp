@@ -90,9 +90,11 @@ struct Track {
   bool observed_inside = false;      // the current frame's detection is in the basket
   // Appearance
   std::vector<float> embedding;      // unit-norm EMA; empty until a detection brings one
-  // Rest: where the observed centre settled, and since when
+  // Rest: where the observed centre settled (mean of the observations since), and since when
   bool settled = false;
   double settle_x = 0.0, settle_y = 0.0;
+  int32_t settle_count = 0;
+  int32_t settle_strikes = 0;  // consecutive observations outside the rest radius
   int64_t settle_since_ns = 0;
   bool at_rest = false;
   // Zone

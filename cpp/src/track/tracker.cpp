@@ -610,13 +610,23 @@ void Tracker::update_rest_and_zones() {
   for (Track& t : tracks_) {
     if (t.state != TrackState::Tracked || !t.matched) continue;
     // Rest from observations, not the Kalman velocity (which decays slowly after a fast stop):
-    // at rest once the detected centre has stayed near where it settled for long enough.
+    // at rest once the detected centre has stayed near where it settled for long enough. The
+    // settle point is the mean of the observations since settling (a single jittered box would
+    // be a noisy anchor), and one stray observation does not restart the clock.
     const Box& b = t.last_box;
     const double cx = 0.5 * (b[0] + b[2]), cy = 0.5 * (b[1] + b[3]);
-    if (!t.settled || norm2(cx - t.settle_x, cy - t.settle_y) > p_.rest_max_displacement * diagonal(b)) {
+    const bool near = t.settled && norm2(cx - t.settle_x, cy - t.settle_y) <= p_.rest_max_displacement * diagonal(b);
+    if (near) {
+      t.settle_strikes = 0;
+      ++t.settle_count;
+      t.settle_x += (cx - t.settle_x) / t.settle_count;
+      t.settle_y += (cy - t.settle_y) / t.settle_count;
+    } else if (!t.settled || ++t.settle_strikes >= 2) {
       t.settled = true;
       t.settle_x = cx;
       t.settle_y = cy;
+      t.settle_count = 1;
+      t.settle_strikes = 0;
       t.settle_since_ns = t_ns_;
     }
     t.at_rest = t_ns_ - t.settle_since_ns >= rest_ns;
