@@ -50,22 +50,38 @@ def train(args: argparse.Namespace) -> dict:
         return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
     global_step = 0
+    frozen = False
+
+    def progress() -> float:
+        p = global_step / max(1, total)
+        return max(p, (time.monotonic() - start) / budget_s) if budget_s else p
+
+    def augmented_batch(idx) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        batch, tgts = [], []
+        for i in idx:
+            img, t = augment_detection(images[i], targets[i], rng)
+            batch.append(img)
+            tgts.append(torch.from_numpy(t))
+        return torch.from_numpy(np.stack(batch).transpose(0, 3, 1, 2).copy()).float().div_(255.0), tgts
     history = []
     for epoch in range(args.epochs):
         model.train()
+        set_bn_frozen(model, frozen)
         order = rng.permutation(len(images))
         sums = {"loss": 0.0, "cls": 0.0, "box": 0.0}
         done = 0
         for step in range(steps_per_epoch):
             if budget_s and time.monotonic() - start > budget_s:
                 break  # the budget ends the run mid-epoch; the learning rate is already at its floor
+            if not frozen and progress() >= args.freeze_bn_at:
+                # The deployed network normalises with running statistics; train the last part
+                # that way too (after re-estimating them), so eval-mode outputs are what was trained.
+                recalibrate_bn(model, [augmented_batch(rng.choice(len(images), args.batch))[0] for _ in range(args.bn_batches)])
+                set_bn_frozen(model, True)
+                frozen = True
+                print(f"  BatchNorm statistics re-estimated and frozen at step {global_step}", flush=True)
             idx = order[step * args.batch : (step + 1) * args.batch]
-            batch, tgts = [], []
-            for i in idx:
-                img, t = augment_detection(images[i], targets[i], rng)
-                batch.append(img)
-                tgts.append(torch.from_numpy(t))
-            x = torch.from_numpy(np.stack(batch).transpose(0, 3, 1, 2).copy()).float().div_(255.0)
+            x, tgts = augmented_batch(idx)
             ltrb, logits = model(x)
             loss, parts = detection_loss(ltrb, logits, tgts, points, strides)
             opt.zero_grad(set_to_none=True)
@@ -99,10 +115,31 @@ def train(args: argparse.Namespace) -> dict:
         "command": "python -m models.train_detector " + " ".join(args.argv),
         "data": str(args.data), "seed": args.seed, "frames": len(images), "epochs_run": len(history),
         "train_seconds": round(train_s, 1), "threads": args.threads, "torch": torch.__version__,
-        "onnx": str(onnx_path), "onnx_bytes": onnx_path.stat().st_size, "history": history,
+        "onnx": str(onnx_path), "onnx_bytes": onnx_path.stat().st_size, "history": history, "bn_frozen": frozen,
     }
     (args.out / "train.json").write_text(json.dumps(report, indent=1))
     return report
+
+
+def set_bn_frozen(model: torch.nn.Module, frozen: bool) -> None:
+    """BatchNorm layers use (and stop updating) their running statistics when ``frozen``."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.train(not frozen)
+
+
+@torch.no_grad()
+def recalibrate_bn(model: torch.nn.Module, batches: list[torch.Tensor]) -> None:
+    """Replace running statistics by their plain average over ``batches`` at the current weights."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    model.train()
+    for x in batches:
+        model(x)
+    for m in bns:
+        m.momentum = 0.1
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -116,6 +153,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--limit", type=int, help="use only the first N frames")
+    ap.add_argument("--freeze-bn-at", type=float, default=0.7, help="training progress (0..1) at which BatchNorm is frozen")
+    ap.add_argument("--bn-batches", type=int, default=20, help="batches used to re-estimate BatchNorm statistics")
     ap.add_argument("--time-budget-min", type=float, help="stop after the epoch that passes this many minutes")
     import sys
 
