@@ -68,8 +68,16 @@ class EventClient:
 
     def request(self, cmd: str, **fields: Any) -> dict[str, Any]:
         """Send one request, return the reply; :class:`ServerUnavailable` after ``timeout_s``."""
-        self.req.send(canonical_msgpack({"cmd": cmd, **fields}))
-        if not self.req.poll(int(self.timeout_s * 1000)):
+        timeout_ms = int(self.timeout_s * 1000)
+        # A REQ socket whose peer never completed the handshake (server down, CURVE refused)
+        # blocks in send, not in recv: bound both.
+        self.req.sndtimeo = timeout_ms
+        try:
+            self.req.send(canonical_msgpack({"cmd": cmd, **fields}))
+            answered = bool(self.req.poll(timeout_ms))
+        except zmq.Again:
+            answered = False
+        if not answered:
             # A REQ socket that sent and got no reply cannot send again: start a new one.
             self.req.close(linger=0)
             self.req = self._socket(zmq.REQ, self.rep_endpoint)
