@@ -472,8 +472,13 @@ class FusionConfig:
 
     mode: Literal["fusion", "vision_only", "weight_only"]
     pair_before_s: float
-    pair_after_s: float
+    add_pair_after_s: float
+    remove_pair_after_s: float
+    absorb_window_s: float
     unseen_hold_s: float
+    unseen_removal_hold_s: float
+    swap_window_s: float
+    putback_window_s: float
     weight_wait_s: float
     decision_timeout_s: float
     commit_posterior: float
@@ -485,6 +490,10 @@ class FusionConfig:
     multi_unit_prior: float
     extra_unit_prior: float
     spurious_track_prior: float
+    in_place_max_travel: float
+    in_place_spurious_prior: float
+    reentry_spurious_prior: float
+    refound_gap_s: float
     vision_floor: float
     weight_candidates: int
     outlier_prior: float
@@ -497,12 +506,14 @@ class FusionConfig:
     absorb_min_prob: float
 
     def __post_init__(self) -> None:
-        for key in ("pair_before_s", "pair_after_s", "unseen_hold_s", "weight_wait_s", "decision_timeout_s",
+        for key in ("pair_before_s", "add_pair_after_s", "remove_pair_after_s", "absorb_window_s", "unseen_hold_s",
+                    "unseen_removal_hold_s", "swap_window_s", "putback_window_s", "weight_wait_s", "decision_timeout_s", "in_place_max_travel", "refound_gap_s",
                     "scale_noise_g", "relative_error"):
             check(getattr(self, key) >= 0.0, f"fusion.{key}", getattr(self, key), "a number >= 0")
         for key in ("commit_posterior", "mismatch_vision_min", "absorb_min_prob"):
             check(0.0 <= getattr(self, key) <= 1.0, f"fusion.{key}", getattr(self, key), "a probability in [0, 1]")
-        for key in ("multi_unit_prior", "extra_unit_prior", "spurious_track_prior", "outlier_prior"):
+        for key in ("multi_unit_prior", "extra_unit_prior", "spurious_track_prior", "in_place_spurious_prior", "reentry_spurious_prior",
+                    "outlier_prior"):
             check(0.0 < getattr(self, key) < 1.0, f"fusion.{key}", getattr(self, key), "a probability in (0, 1)")
         check(0.0 <= self.vision_floor < 1.0, "fusion.vision_floor", self.vision_floor, "a fraction in [0, 1)")
         check(0.0 <= self.vision_miss_rate < 1.0, "fusion.vision_miss_rate", self.vision_miss_rate, "a probability in [0, 1)")

@@ -235,6 +235,11 @@ class Pipeline:
         self.tracks: list[FrameTracks] = []
         self._last_scale_t = -1
         self.last_weight_g: float | None = None
+        # Where each track was first reported (box centre, pixels) and how far it has travelled
+        # since (box diagonals): tells an item carried in from one found in place.
+        self._first_centre: dict[int, tuple[float, float]] = {}
+        self._travel: dict[int, float] = {}
+        self._last_seen: dict[int, int] = {}
 
     @property
     def basket(self) -> Basket:
@@ -271,11 +276,19 @@ class Pipeline:
         t1 = time.perf_counter()
         tracks = self.tracker.update(obs.xyxy, obs.score, obs.class_id, embedding=obs.embedding, depth_m=depth,
                                      t_ns=frame.t_ns, sku_similarity=obs.sku_similarity)
+        self._update_travel(tracks)
         pending = self.fusion.pending_track_ids()
         vis_events: list[VisionEvent] = []
         if tracks.transitions or pending:
             every = self.tracker.all_tracks()
-            vis_events = vision_events_from_tracks(tracks, every, self.skus)
+            vis_events = vision_events_from_tracks(tracks, every, self.skus, self._travel,
+                                                   self.cfg.fusion.in_place_max_travel)
+            if len(self._first_centre) > 4 * max(len(every), 16):  # forget tracks that are gone
+                alive = {int(t) for t in every.track_id}
+                self._first_centre = {k: v for k, v in self._first_centre.items() if k in alive}
+                self._travel = {k: v for k, v in self._travel.items() if k in alive}
+                self._last_seen = {k: v for k, v in self._last_seen.items() if k in alive}
+        vis_events += self._refound(tracks, obs, frame.t_ns, {e.track_id for e in vis_events})
         t2 = time.perf_counter()
         out: list[Event] = []
         for ev in vis_events:
@@ -297,6 +310,48 @@ class Pipeline:
         if self.record_tracks:
             self._record(frame, tracks)
         return out
+
+    def _refound(self, tracks: Any, obs: Observations, t_ns: int, skip: set[int]) -> list[VisionEvent]:
+        """In-place entries for tracks inside the basket seen again after ``refound_gap_s`` unseen.
+
+        Their candidates are what the matched detection looks like now, not the track's long
+        SKU memory: when the tracker hands a new unit the track of an item it covered, only the
+        current look tells them apart."""
+        from .track import ZONE_INSIDE
+
+        gap = int(self.cfg.fusion.refound_gap_s * 1e9)
+        out = []
+        for i, tid in enumerate(tracks.track_id.tolist()):
+            last = self._last_seen.get(tid)
+            self._last_seen[tid] = t_ns
+            if (gap > 0 and last is not None and t_ns - last >= gap and tid not in skip
+                    and tracks.class_id[i] == ITEM_CLASS and tracks.zone[i] == ZONE_INSIDE):
+                cands = self._look(obs, int(tracks.det_index[i]))
+                if not cands:
+                    cands = candidates_of(tracks.sku_ids[i], tracks.sku_prob[i], self.skus)
+                out.append(VisionEvent("entered", tid, t_ns, t_ns, cands, in_place=True))
+        return out
+
+    def _look(self, obs: Observations, det: int) -> tuple[tuple[str, float], ...]:
+        """Top-k SKUs of one detection: the softmax of its gallery similarities at the tracker's
+        SKU temperature (the per-frame term of the track posterior)."""
+        if det < 0 or obs.sku_similarity is None or not self.skus:
+            return ()
+        s = obs.sku_similarity[det].astype(np.float64) / self.cfg.tracker.sku_temperature
+        if not np.any(s):
+            return ()
+        p = np.exp(s - s.max())
+        p /= p.sum()
+        top = np.argsort(-p, kind="stable")[: self.cfg.tracker.sku_top_k]
+        return tuple((self.skus[j], float(p[j])) for j in top if p[j] > 0)
+
+    def _update_travel(self, tracks: Any) -> None:
+        for tid, box in zip(tracks.track_id.tolist(), tracks.xyxy.tolist()):
+            cx, cy = 0.5 * (box[0] + box[2]), 0.5 * (box[1] + box[3])
+            first = self._first_centre.setdefault(tid, (cx, cy))
+            diag = max(((box[2] - box[0]) ** 2 + (box[3] - box[1]) ** 2) ** 0.5, 1.0)
+            moved = ((cx - first[0]) ** 2 + (cy - first[1]) ** 2) ** 0.5 / diag
+            self._travel[tid] = max(self._travel.get(tid, 0.0), moved)
 
     def _record(self, frame: Frame, tracks: Any) -> None:
         keep = tracks.class_id == ITEM_CLASS

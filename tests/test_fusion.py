@@ -190,17 +190,18 @@ def test_swap_for_a_lighter_item(fusion):
     assert mismatch[0].sku == "OIL" and mismatch[0].weight_delta_g == pytest.approx(104.3)
     assert mismatch[0].track_id == 2
     assert mismatch[0].extras["evidence"]["weight_says"] == "CHOC"
-    # Default policy: the receipt charges what was seen, at no more than even odds.
+    # Default policy: the basket follows the weight.
     added = [e for e in events if e.type == "item_added"]
-    assert added[-1].sku == "OIL" and added[-1].confidence <= 0.5
+    assert added[-1].sku == "CHOC"
+    assert fusion.basket.counts() == {"CHOC": 1}
 
 
-def test_swap_policy_follow_the_weight():
-    fusion = Fusion(CATALOG, default_fusion_config(mismatch_adds_vision_item=False))
+def test_swap_policy_charge_what_was_seen():
+    fusion = Fusion(CATALOG, default_fusion_config(mismatch_adds_vision_item=True))
     events = run(fusion, seen(2, 1.0, ("OIL", 0.93)), weighed(1.2, 104.3))
     assert [e.type for e in events] == ["weight_mismatch", "item_added"]
-    assert events[1].sku == "CHOC"
-    assert fusion.basket.counts() == {"CHOC": 1}
+    assert events[1].sku == "OIL" and events[1].confidence <= 0.5
+    assert fusion.basket.counts() == {"OIL": 1}
 
 
 def test_weight_that_fits_nothing_with_confident_vision(fusion):
@@ -245,11 +246,38 @@ def test_bump_with_no_event(fusion):
     assert fusion.basket.total_qty == 0
 
 
-def test_unseen_lift_and_put_back_cancels(fusion):
+def test_unseen_lift_and_quick_put_back_cancels(fusion):
+    # The put-back settles (decided at 2.65 s) before the lift's hold ends (2.8 + 0.6 s): both cancel.
     fusion.basket.add("JAM", 1, track_id=1)
-    events = run(fusion, weighed(2.0, -690.2), weighed(2.9, 689.6))
+    events = run(fusion, weighed(2.0, -690.2), weighed(1.85 + fusion.config.unseen_removal_hold_s / 2, 689.6))
     assert events == []
     assert fusion.basket.counts() == {"JAM": 1}
+
+
+def test_unseen_lift_and_later_put_back_is_a_return(fusion):
+    # The unseen removal is booked after its hold; the jam comes back 3 s later, unseen: booked as
+    # its return, not as unexpected weight.
+    fusion.basket.add("JAM", 1, track_id=1)
+    events = run(fusion, weighed(2.0, -690.2), weighed(5.0, 689.6))
+    assert summary(events) == [("item_removed", "JAM", 1), ("item_added", "JAM", 1)]
+    assert fusion.basket.counts() == {"JAM": 1}
+
+
+def test_exchange_in_one_visit_raises_an_alarm(fusion):
+    # A jam goes in (settles at 1.8 s), and 0.5 s later the hand lifts the oil out: one visit
+    # exchanging products, a possible ticket switch. The basket follows both; the alarm names both.
+    fusion.basket.add("OIL", 1, track_id=7)
+    events = run(fusion, seen(1, 1.0, ("JAM", 0.9)), weighed(1.2, 690.3), weighed(2.3, -1240.4),
+                 seen(7, 3.0, ("OIL", 0.9), kind="left"))
+    assert summary(events) == [("item_added", "JAM", 1), ("item_removed", "OIL", 1), ("weight_mismatch", "JAM", 1)]
+    assert events[-1].extras["evidence"]["exchange"] == {"added": "JAM", "removed": "OIL", "gap_s": 0.5}
+    assert fusion.basket.counts() == {"JAM": 1}
+    # Two separate visits (the removal starts 3 s after the add settled): no alarm.
+    other = Fusion(CATALOG)
+    other.basket.add("OIL", 1, track_id=7)
+    events = run(other, seen(1, 1.0, ("JAM", 0.9)), weighed(1.2, 690.3), weighed(4.8, -1240.4),
+                 seen(7, 5.5, ("OIL", 0.9), kind="left"))
+    assert [e.type for e in events] == ["item_added", "item_removed"]
 
 
 # -- holding and timeouts -------------------------------------------------------------------------

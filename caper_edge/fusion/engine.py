@@ -5,19 +5,20 @@ vision transitions of the same sign found near it in time (entered with a rise, 
 fall). Steps:
 
 1. **Pair.** A weight change claims the waiting vision transitions whose crossing time lies in
-   ``[t_start - pair_before_s, t_settled + pair_after_s]``; a transition arriving later joins an
-   open episode whose window holds it.
+   ``[t_start - pair_before_s, t_settled + add_pair_after_s]`` (a fall: ``remove_pair_after_s``);
+   a transition arriving later joins an open episode whose window holds it.
 2. **Explain.** When the weight has settled, every combination of catalogue units (adds) or
    basket units (removals) that could make up delta W is scored (:mod:`.explain`): vision
    candidates are the labels' priors, the weight likelihood decides between them.
 3. **Commit** the best explanation when its posterior reaches ``commit_posterior``; while it does
    not, hold the episode for more evidence (a late track, sharper SKU posteriors) up to
    ``decision_timeout_s`` after the weight settled, then commit it with its (lower) posterior.
-4. **Mismatches.** A weight change with no vision after ``unseen_hold_s`` -> ``unexpected_weight``
-   (a fall that fits basket units is an unseen removal instead); a confident vision SKU the weight
-   rules out -> ``weight_mismatch``; an entering track with no weight change after
-   ``weight_wait_s`` -> ``unconfirmed_item``. Unseen opposite changes that cancel (lift and put
-   back) raise nothing.
+4. **Mismatches.** A rise with no vision after ``unseen_hold_s`` -> ``unexpected_weight`` (a fall
+   that fits basket units is an unseen removal instead, after ``unseen_removal_hold_s``); a
+   confident vision SKU the weight rules out -> ``weight_mismatch``; a removal lifted within
+   ``swap_window_s`` of an add settling (one hand visit exchanging products) -> ``weight_mismatch``
+   naming both; an entering track with no weight change after ``weight_wait_s`` ->
+   ``unconfirmed_item``. Unseen opposite changes that cancel (lift and put back) raise nothing.
 
 Every event's ``confidence`` is a posterior probability: for an item event, the marginal
 probability that the SKU's count in this weight change is the reported ``qty``.
@@ -28,6 +29,7 @@ gives the same events every time. Not thread-safe: one caller.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Iterable
@@ -74,17 +76,17 @@ class _Episode:
     settled_at_ns: int | None = None      # when the settled change reached fusion
     committed: bool = False
     units: Counter = field(default_factory=Counter)  # committed units (absorbing late tracks)
+    cache: tuple = ()                                  # (inputs key, explanations)
 
     @property
     def settled(self) -> bool:
         return self.settled_at_ns is not None
 
-    def window(self, cfg: FusionConfig) -> tuple[int, int]:
-        return (self.weight.t_start_ns - int(cfg.pair_before_s * _NS), self.weight.t_settled_ns + int(cfg.pair_after_s * _NS))
-
-    def holds(self, t_ns: int, cfg: FusionConfig) -> bool:
-        lo, hi = self.window(cfg)
-        return lo <= t_ns <= hi
+    def holds(self, t_ns: int, cfg: FusionConfig, after_s: float | None = None) -> bool:
+        """``t_ns`` lies in this change's pairing window (or, with ``after_s``, that long after it settled)."""
+        if after_s is None:
+            after_s = cfg.add_pair_after_s if self.sign > 0 else cfg.remove_pair_after_s
+        return self.weight.t_start_ns - int(cfg.pair_before_s * _NS) <= t_ns <= self.weight.t_settled_ns + int(after_s * _NS)
 
 
 class Fusion:
@@ -115,7 +117,12 @@ class Fusion:
         self._serial = 0
         # Tracks whose item fusion put into the basket (and has not taken out): their zone
         # flicker (a hand's shadow in the depth, an occlusion) must not read as new items.
+        self._basket_version = 0
         self._tracks_in: set[int] = {u.track_id for line in self.basket for u in line.units if u.track_id is not None}
+        # Recent committed adds (t_settled_ns, sku, confidence, track_id) for the exchange alarm, and
+        # recent unseen removals (t_settled_ns, counts) for put-backs.
+        self._recent_adds: list[tuple[int, str, float, int | None]] = []
+        self._unseen_removals: list[tuple[int, tuple[tuple[str, int], ...]]] = []
         self.stats = Counter()
         # Weight-sorted catalogue, for the "which SKUs fit this weight" candidates.
         self._by_weight = sorted(catalog, key=lambda p: (p.weight_g, p.sku))
@@ -133,9 +140,11 @@ class Fusion:
         if self.mode == "weight_only":
             return self._due()
         cands = self._known(ev.candidates)
-        if ev.kind == ENTERED and ev.track_id in self._tracks_in:
-            self.stats["vision_reentry_ignored"] += 1   # already in the basket: a zone flicker
-            return self._due()
+        if ev.kind == ENTERED and ev.track_id in self._tracks_in and not ev.in_place:
+            # Already in the basket: usually a zone flicker, sometimes a second unit of the same
+            # product taken over by the first one's track. Weak evidence either way.
+            self.stats["vision_reentry"] += 1
+            ev = dataclasses.replace(ev, in_place=True)
         if self.mode == "vision_only":
             return self._vision_only(ev, cands) + self._due()
         if self._is_flicker(ev, cands):
@@ -216,15 +225,18 @@ class Fusion:
         loop passes them while the track is in :meth:`pending_track_ids`)."""
         cands = self._known(candidates)
         touched = []
+        # In-place entries keep the look they were seen with: the track's long SKU memory is what
+        # misleads when a new unit inherits an old track.
         for v in self._pool:
-            if v.ev.track_id == track_id:
+            if v.ev.track_id == track_id and not v.ev.in_place:
                 v.candidates = cands
         for ep in self._episodes:
-            if not ep.committed and any(v.ev.track_id == track_id for v in ep.vision):
-                for v in ep.vision:
-                    if v.ev.track_id == track_id:
-                        v.candidates = cands
-                touched.append(ep)
+            mine = [v for v in ep.vision if v.ev.track_id == track_id and not v.ev.in_place] if not ep.committed else []
+            for v in mine:
+                if v.candidates != cands:
+                    v.candidates = cands
+                    if ep not in touched:
+                        touched.append(ep)
         out = []
         for ep in touched:
             out += self._decide(ep)
@@ -276,8 +288,13 @@ class Fusion:
         for v in sorted((v for v in self._pool if v.deadline_ns <= self.now_ns), key=lambda v: (v.deadline_ns, v.ev.track_id)):
             self._pool.remove(v)
             out += self._expire_vision(v)
-        horizon = self.now_ns - int((self.config.pair_after_s + self.config.pair_before_s) * _NS)
+        cfg = self.config
+        keep_s = max(cfg.remove_pair_after_s, cfg.absorb_window_s) + cfg.pair_before_s
+        horizon = self.now_ns - int(keep_s * _NS)
         self._episodes = [e for e in self._episodes if not (e.committed and e.weight.t_settled_ns < horizon)]
+        recent = self.now_ns - int(max(cfg.swap_window_s, cfg.putback_window_s) * _NS) - int(keep_s * _NS)
+        self._recent_adds = [a for a in self._recent_adds if a[0] >= recent]
+        self._unseen_removals = [r for r in self._unseen_removals if r[0] >= recent]
         return out
 
     def _claim(self, ep: _Episode) -> None:
@@ -291,7 +308,7 @@ class Fusion:
     def _absorbs(self, ep: _Episode, v: _Vision) -> bool:
         """A late transition of an item this committed episode already explained (an unseen extra
         unit, or the same item under a second track ID)."""
-        if not ep.holds(v.ev.t_ns, self.config):
+        if not ep.holds(v.ev.t_ns, self.config, self.config.absorb_window_s):
             return False
         return any(sku in ep.units and p >= self.config.absorb_min_prob for sku, p in v.candidates) or (
             not v.candidates and bool(ep.units))
@@ -306,25 +323,66 @@ class Fusion:
         cfg = self.config
         waited = self.now_ns - ep.settled_at_ns
         if self.mode != "weight_only" and not ep.vision:
-            if waited < cfg.unseen_hold_s * _NS:
-                return []
-            partner = self._cancelling_partner(ep)
-            if partner is not None:
-                self._episodes.remove(ep)
-                self._episodes.remove(partner)
-                self.stats["unseen_pairs_cancelled"] += 1
-                return []
-            return self._commit_unseen(ep)
+            return self._decide_unseen(ep, waited)
         exps = self._explain(ep)
-        if exps[0].prob >= cfg.commit_posterior or waited >= cfg.decision_timeout_s * _NS:
+        best = exps[0]
+        if self.mode != "weight_only" and not best.outlier and all(sku is None for sku, _ in best.tracks):
+            # The tracks only brought nothing (hands, resting items found again): no unit was seen.
+            return self._decide_unseen(ep, waited)
+        if best.prob >= cfg.commit_posterior or waited >= cfg.decision_timeout_s * _NS:
             self.stats["timeout_commits" if exps[0].prob < cfg.commit_posterior else "confident_commits"] += 1
-            return self._commit(ep, exps)
+            return self._after_commit(ep, self._commit(ep, exps))
+        return []
+
+    def _decide_unseen(self, ep: _Episode, waited: int) -> list[Event]:
+        """A change no track accounts for: hold it (a late track, a cancelling opposite change),
+        then commit it as unseen. Confident entering tracks of it that brought nothing are
+        unconfirmed items."""
+        cfg = self.config
+        if waited < (cfg.unseen_hold_s if ep.sign > 0 else cfg.unseen_removal_hold_s) * _NS:
+            return []
+        partner = self._cancelling_partner(ep)
+        if partner is not None:
+            self._episodes.remove(ep)
+            self._episodes.remove(partner)
+            self.stats["unseen_pairs_cancelled"] += 1
+            return []
+        unconfirmed = [self._unconfirmed(v) for v in ep.vision[:_MAX_TRACKS] if ep.sign > 0 and self._confident(v)]
+        return unconfirmed + self._after_commit(ep, self._commit_unseen(ep), unseen=True)
+
+    def _after_commit(self, ep: _Episode, events: list[Event], unseen: bool = False) -> list[Event]:
+        """Remember adds (for the exchange alarm) and unseen removals (for put-backs); raise the
+        exchange alarm for a removal lifted right after an add settled."""
+        w = ep.weight
+        out = list(events)
+        removed = Counter()
+        for e in events:
+            if e.type == "item_added":
+                self._recent_adds.append((w.t_settled_ns, e.sku, e.confidence, e.track_id))
+            elif e.type == "item_removed":
+                removed[e.sku] += e.qty
+                out += self._exchange_alarm(w, e)
+        if unseen and removed:
+            self._unseen_removals.append((w.t_settled_ns, tuple(sorted(removed.items()))))
+        return out
+
+    def _exchange_alarm(self, w: WeightChange, removal: Event) -> list[Event]:
+        window = int(self.config.swap_window_s * _NS)
+        if window <= 0:
+            return []
+        for t_add, sku, conf, track in reversed(self._recent_adds):
+            gap = w.t_start_ns - t_add
+            if 0 <= gap <= window and sku != removal.sku:
+                self.stats["exchange_alarms"] += 1
+                evidence = {"exchange": {"added": sku, "removed": removal.sku, "gap_s": round(gap / _NS, 3)}}
+                return [self._event("weight_mismatch", w.t_settled_ns, sku, 1, min(conf, removal.confidence),
+                                    removal.weight_delta_g, track, evidence=evidence)]
         return []
 
     def _cancelling_partner(self, ep: _Episode) -> _Episode | None:
         cfg = self.config
         for other in self._episodes:
-            if other is ep or other.committed or other.vision or other.sign == ep.sign:
+            if other is ep or other.committed or other.sign == ep.sign or any(not v.ev.in_place for v in other.vision):
                 continue
             a, b = ep.weight, other.weight
             sd = math.sqrt(a.sigma_g ** 2 + b.sigma_g ** 2 + 2 * cfg.scale_noise_g ** 2
@@ -339,6 +397,16 @@ class Fusion:
         return math.sqrt(w.sigma_g ** 2 + self.config.scale_noise_g ** 2)
 
     def _explain(self, ep: _Episode, use_vision: bool = True) -> list[Explanation]:
+        """The explanations of the episode's change, cached until its inputs (the change, the
+        tracks and their candidates, the basket) change: held episodes are re-decided every tick."""
+        key = (ep.weight, use_vision, tuple((v.ev, v.candidates) for v in ep.vision), self._basket_version)
+        if ep.cache and ep.cache[0] == key:
+            return ep.cache[1]
+        exps = self._search(ep, use_vision)
+        ep.cache = (key, exps)
+        return exps
+
+    def _search(self, ep: _Episode, use_vision: bool) -> list[Explanation]:
         cfg = self.config
         w = ep.weight
         tracks = ep.vision[:_MAX_TRACKS] if (use_vision and self.mode != "weight_only") else []
@@ -375,16 +443,22 @@ class Fusion:
         return math.log((1 - r) * r ** (n - 1) / (1 - r ** k))
 
     def _spurious(self, v: _Vision) -> float:
-        return self.config.spurious_track_prior
+        if not v.ev.in_place:
+            return self.config.spurious_track_prior
+        booked = {line.sku for line in self.basket if v.ev.track_id in line.track_ids}
+        if v.candidates and v.candidates[0][0] in booked:  # a booked item seen again, looking the same
+            return self.config.reentry_spurious_prior
+        return self.config.in_place_spurious_prior
 
     def _add_options(self, v: _Vision, delta_g: float, n_tracks: int) -> list[Option]:
         cfg = self.config
         dist = self._vision_dist(v.candidates)
         labels = [s for s, _ in v.candidates]
-        for s, _ in v.candidates:
-            labels += self.catalog.lookalikes(s)
-        if n_tracks == 1:
-            labels += self._weight_fits(abs(delta_g))
+        if not v.ev.in_place:  # a track found in place can only be what it looks like, or nothing
+            for s, _ in v.candidates:
+                labels += self.catalog.lookalikes(s)
+            if n_tracks == 1:
+                labels += self._weight_fits(abs(delta_g))
         ps = self._spurious(v)
         opts = [Option(None, 0, math.log(ps), 0.0, 0.0)]
         for sku in dict.fromkeys(labels):
@@ -476,8 +550,7 @@ class Fusion:
                     out.append(self._unconfirmed(v))
                 continue
             labelled.setdefault(sku, v.ev.track_id)
-            if (top is not None and p_top >= self.config.mismatch_vision_min and sku != top
-                    and sku not in self.catalog.lookalikes(top)):
+            if self._confident(v) and sku != top and sku not in self.catalog.lookalikes(top):
                 out.append(self._event("weight_mismatch", w.t_settled_ns, top, 1, best.prob, w.delta_g, v.ev.track_id,
                                        evidence=self._evidence(ep, exps, weight_says=sku)))
                 if self.config.mismatch_adds_vision_item and self._can_apply(ep.sign, top, 1):
@@ -507,8 +580,9 @@ class Fusion:
             top, p_top = v.candidates[0]
             out.append(self._event("weight_mismatch", w.t_settled_ns, top, 1, best.prob, w.delta_g, v.ev.track_id,
                                    evidence=evidence))
-            if self.config.mismatch_adds_vision_item and self._can_apply(ep.sign, top, 1):
-                # The weight disagrees: at most even odds that the seen SKU is what was moved.
+            if self._can_apply(ep.sign, top, 1):
+                # No catalogue units fit the weight, so it identifies nothing: book what was seen,
+                # at no more than even odds.
                 out.append(self._apply(ep.sign, top, 1, 0.5 * p_top, None, v.ev.track_id, w.t_settled_ns, evidence))
                 ep.units[top] += 1
         return out
@@ -528,6 +602,10 @@ class Fusion:
                                        / best.mean_g, None, w.t_settled_ns, evidence))
                 ep.units[sku] += n
             return out
+        if ep.sign > 0 and not best.outlier:
+            returned = self._put_back(ep, best, exps, evidence)
+            if returned:
+                return returned
         sku, qty = None, 0
         if not best.outlier and len(best.counts) == 1 and best.prob >= 0.5:
             sku, qty = best.counts[0]
@@ -535,15 +613,29 @@ class Fusion:
         return [self._event("unexpected_weight", w.t_settled_ns, sku, qty, self._unseen_confidence(), w.delta_g, None,
                             evidence=evidence)]
 
+    def _put_back(self, ep: _Episode, best: Explanation, exps: list[Explanation], evidence: dict) -> list[Event]:
+        """An unseen rise that weighs what an unseen removal took out shortly before: the same
+        units put back (booked as their return, not an alarm)."""
+        w = ep.weight
+        horizon = w.t_start_ns - int(self.config.putback_window_s * _NS)
+        for rec in reversed(self._unseen_removals):
+            t_removed, counts = rec
+            if t_removed >= horizon and counts == best.counts:
+                self._unseen_removals.remove(rec)
+                self.stats["put_backs"] += 1
+                return [self._apply(1, sku, n, _marginal(exps, sku, n), w.delta_g * self.catalog[sku].weight_g * n
+                                    / best.mean_g, None, w.t_settled_ns, evidence) for sku, n in counts]
+        return []
+
     def _unseen_confidence(self) -> float:
         return 1.0 - self.config.vision_miss_rate
 
     def _confident(self, v: _Vision) -> bool:
-        return bool(v.candidates) and v.candidates[0][1] >= self.config.mismatch_vision_min
+        return bool(v.candidates) and not v.ev.in_place and v.candidates[0][1] >= self.config.mismatch_vision_min
 
     def _expire_vision(self, v: _Vision) -> list[Event]:
         """A transition no weight change claimed in time."""
-        if v.ev.kind == ENTERED and v.candidates:
+        if v.ev.kind == ENTERED and v.candidates and not v.ev.in_place:
             self.stats["unconfirmed_item"] += 1
             return [self._unconfirmed(v)]
         self.stats[f"vision_{v.ev.kind}_dropped"] += 1
@@ -559,7 +651,7 @@ class Fusion:
 
     def _vision_only(self, ev: VisionEvent, cands: Candidates) -> list[Event]:
         if ev.kind == ENTERED:
-            if not cands:
+            if not cands or ev.in_place:
                 return []
             sku, p = cands[0]
             return [self._apply(1, sku, 1, p, None, ev.track_id, ev.t_ns, None)]
@@ -577,6 +669,7 @@ class Fusion:
     def _apply(self, sign: int, sku: str, n: int, conf: float, delta_g: float | None, track_id: int | None,
                t_ns: int, evidence: dict | None) -> Event:
         conf = min(1.0, max(0.0, conf))
+        self._basket_version += 1
         if sign > 0:
             self.basket.add(sku, n, confidence=conf, track_id=track_id, t_ns=t_ns)
             kind = "item_added"

@@ -9,7 +9,7 @@ same attributes.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -30,6 +30,10 @@ class VisionEvent:
     decided_t_ns : when the tracker committed the transition (>= t_ns).
     candidates : ((sku, probability), ...) best first: the track's SKU posterior top-k; the
         probabilities sum to at most 1 (the rest is spread over the other SKUs).
+    in_place : the track barely moved between its first observation and this transition: a
+        resting item found again (after an occlusion, or at start-up) rather than one carried
+        across the rim. Weak evidence: it may pair with a weight change but never raises
+        ``unconfirmed_item`` and is easily explained away as bringing nothing.
     """
 
     kind: Literal["entered", "left"]
@@ -37,6 +41,7 @@ class VisionEvent:
     t_ns: int
     decided_t_ns: int
     candidates: Candidates = ()
+    in_place: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in (ENTERED, LEFT):
@@ -123,13 +128,16 @@ def candidates_of(sku_ids: Sequence[int], sku_prob: Sequence[float], skus: Seque
     return tuple(out)
 
 
-def vision_events_from_tracks(tracks: Any, all_tracks: Any, skus: Sequence[str]) -> list[VisionEvent]:
+def vision_events_from_tracks(tracks: Any, all_tracks: Any, skus: Sequence[str],
+                              travel: Mapping[int, float] | None = None, in_place_max_travel: float = 0.0) -> list[VisionEvent]:
     """The entered/left transitions of one tracker update as :class:`VisionEvent` s.
 
     ``tracks`` is what ``Tracker.update`` returned (its ``transitions``); ``all_tracks`` is
     ``Tracker.all_tracks()`` after the same update (the SKU posterior of a track that left the
     frame's matched set is found there). ``expired_in_basket`` transitions are not events: an
-    item that is no longer seen while in the basket is still in the basket.
+    item that is no longer seen while in the basket is still in the basket. ``travel`` maps a
+    track to how far (box diagonals) it has moved from where it was first seen; an entering track
+    that moved at most ``in_place_max_travel`` is ``in_place``.
     """
     out = []
     if not tracks.transitions:
@@ -143,5 +151,7 @@ def vision_events_from_tracks(tracks: Any, all_tracks: Any, skus: Sequence[str])
         if i is not None:
             cands = candidates_of(all_tracks.sku_ids[i], all_tracks.sku_prob[i], skus)
         kind = ENTERED if tr.kind == "entered_basket" else LEFT
-        out.append(VisionEvent(kind, int(tr.track_id), int(tr.t_ns), int(tr.decided_t_ns), cands))
+        moved = travel.get(int(tr.track_id), math.inf) if travel is not None else math.inf
+        in_place = kind == ENTERED and moved <= in_place_max_travel
+        out.append(VisionEvent(kind, int(tr.track_id), int(tr.t_ns), int(tr.decided_t_ns), cands, in_place))
     return out
