@@ -347,7 +347,7 @@ class Fusion:
             self._episodes.remove(partner)
             self.stats["unseen_pairs_cancelled"] += 1
             return []
-        unconfirmed = [self._unconfirmed(v) for v in ep.vision[:_MAX_TRACKS] if ep.sign > 0 and self._confident(v)]
+        unconfirmed = [self._unconfirmed(v) for v in self._strongest(ep) if ep.sign > 0 and self._confident(v)]
         return unconfirmed + self._after_commit(ep, self._commit_unseen(ep), unseen=True)
 
     def _after_commit(self, ep: _Episode, events: list[Event], unseen: bool = False) -> list[Event]:
@@ -409,7 +409,7 @@ class Fusion:
     def _search(self, ep: _Episode, use_vision: bool) -> list[Explanation]:
         cfg = self.config
         w = ep.weight
-        tracks = ep.vision[:_MAX_TRACKS] if (use_vision and self.mode != "weight_only") else []
+        tracks = self._strongest(ep) if (use_vision and self.mode != "weight_only") else []
         if ep.sign > 0:
             levels = [self._add_options(v, w.delta_g, len(tracks)) for v in tracks]
             pool = self._add_pool(tracks)
@@ -441,6 +441,13 @@ class Fusion:
     def _count_log_prior(self, n: int) -> float:
         r, k = self.config.multi_unit_prior, self.config.max_qty_per_track
         return math.log((1 - r) * r ** (n - 1) / (1 - r ** k))
+
+    def _strongest(self, ep: _Episode) -> list[_Vision]:
+        """The episode's tracks that are explained jointly: the _MAX_TRACKS strongest (lowest prior
+        of bringing nothing: carried in, then found in place, then booked items seen again), in
+        time order. The rest are taken for duplicates and consumed with the episode."""
+        ranked = sorted(ep.vision, key=lambda v: (self._spurious(v), v.ev.t_ns, v.ev.track_id))[:_MAX_TRACKS]
+        return sorted(ranked, key=lambda v: (v.ev.t_ns, v.ev.track_id))
 
     def _spurious(self, v: _Vision) -> float:
         if not v.ev.in_place:
@@ -536,7 +543,7 @@ class Fusion:
     def _commit(self, ep: _Episode, exps: list[Explanation]) -> list[Event]:
         ep.committed = True
         best = exps[0]
-        tracks = ep.vision[:_MAX_TRACKS]
+        tracks = self._strongest(ep)
         w = ep.weight
         if best.outlier:
             return self._commit_outlier(ep, best)
@@ -570,7 +577,7 @@ class Fusion:
 
     def _commit_outlier(self, ep: _Episode, best: Explanation) -> list[Event]:
         w = ep.weight
-        confident = [v for v in ep.vision[:_MAX_TRACKS] if self._confident(v)]
+        confident = [v for v in self._strongest(ep) if self._confident(v)]
         evidence = self._evidence(ep, [best])
         if not confident:
             return [self._event("unexpected_weight", w.t_settled_ns, None, 0, self._unseen_confidence(), w.delta_g, None,
@@ -699,7 +706,7 @@ class Fusion:
         out: dict[str, Any] = {
             "delta_g": round(ep.weight.delta_g, 2),
             "sigma_g": round(self._sigma(ep.weight), 2),
-            "tracks": [[v.ev.track_id] + [[s, round(p, 3)] for s, p in v.candidates[:3]] for v in ep.vision[:_MAX_TRACKS]],
+            "tracks": [[v.ev.track_id] + [[s, round(p, 3)] for s, p in v.candidates[:3]] for v in self._strongest(ep)],
             "alternatives": alts,
         }
         if weight_says is not None:
