@@ -240,6 +240,7 @@ class Pipeline:
         self._first_centre: dict[int, tuple[float, float]] = {}
         self._travel: dict[int, float] = {}
         self._last_seen: dict[int, int] = {}
+        self._prev_matched: set[int] = set()
 
     @property
     def basket(self) -> Basket:
@@ -289,6 +290,7 @@ class Pipeline:
                 self._travel = {k: v for k, v in self._travel.items() if k in alive}
                 self._last_seen = {k: v for k, v in self._last_seen.items() if k in alive}
         vis_events += self._refound(tracks, obs, frame.t_ns, {e.track_id for e in vis_events})
+        vis_events += self._vanished(tracks, frame.t_ns)
         t2 = time.perf_counter()
         out: list[Event] = []
         for ev in vis_events:
@@ -331,6 +333,14 @@ class Pipeline:
                     cands = candidates_of(tracks.sku_ids[i], tracks.sku_prob[i], self.skus)
                 out.append(VisionEvent("entered", tid, t_ns, t_ns, cands, in_place=True))
         return out
+
+    def _vanished(self, tracks: Any, t_ns: int) -> list[VisionEvent]:
+        """In-place leaving events for booked items whose tracks were matched in the previous
+        frame and are not in this one: a removal under the hand shows only as this."""
+        now = set(tracks.track_id.tolist())
+        gone = (self._prev_matched & self.fusion.booked_track_ids()) - now
+        self._prev_matched = now
+        return [VisionEvent("left", tid, t_ns, t_ns, (), in_place=True) for tid in sorted(gone)]
 
     def _look(self, obs: Observations, det: int) -> tuple[tuple[str, float], ...]:
         """Top-k SKUs of one detection: the softmax of its gallery similarities at the tracker's

@@ -405,3 +405,51 @@ def test_basket_restored_from_a_snapshot_keeps_deciding(fusion):
     events = run(restored, seen(1, 6.0, ("TUNA", 0.9), kind="left"), weighed(5.5, -185.0))
     assert summary(events) == [("item_removed", "TUNA", 1)] and events[0].track_id == 1
     assert restored.basket.counts() == {"TUNA": 1}
+
+
+# -- weak vision: items found in place, booked items seen again -------------------------------------
+
+
+def test_item_found_in_place_pairs_with_the_weight(fusion):
+    # The hand hid the jam until it rested: its track is first seen in place, after the weight.
+    ev = VisionEvent("entered", 5, ns(2.0), ns(2.1), (("JAM", 0.95),), in_place=True)
+    events = run(fusion, weighed(1.2, 690.4), ev)
+    assert summary(events) == [("item_added", "JAM", 1)] and events[0].track_id == 5
+
+
+def test_in_place_track_without_weight_raises_nothing(fusion):
+    assert run(fusion, VisionEvent("entered", 5, ns(2.0), ns(2.1), (("JAM", 0.95),), in_place=True)) == []
+
+
+def test_resighted_booked_item_waits_for_the_new_items_track():
+    # Rice is in the basket (track 3). A second 500 g product goes in; the rice's track is seen
+    # again as the hand uncovers it (weak evidence that fits by weight), and the sugar's own
+    # track arrives 0.4 s after the weight settled. Fusion waits for it instead of booking rice.
+    basket = Basket()
+    basket.add("RICE", 1, track_id=3)
+    fusion = Fusion(CATALOG, basket=basket)
+    resighted = VisionEvent("entered", 3, ns(1.5), ns(1.5), (("RICE", 0.99),), in_place=True)
+    sugar = VisionEvent("entered", 8, ns(2.2), ns(2.2), (("SUGAR", 0.97),), in_place=True)
+    events = run(fusion, resighted, weighed(1.2, 510.5), sugar)
+    assert summary(events) == [("item_added", "SUGAR", 1)] and events[0].track_id == 8
+    assert fusion.basket.counts() == {"RICE": 1, "SUGAR": 1}
+
+
+def test_removal_by_the_track_that_brought_it_is_not_a_mismatch(fusion):
+    # The tracker's SKU memory of track 6 says oil, but track 6 brought the jam in: when it
+    # leaves with the jam's weight, that is the jam, with no alarm.
+    fusion.basket.add("JAM", 1, track_id=6)
+    fusion.basket.add("OIL", 1, track_id=2)
+    events = run(fusion, seen(6, 5.0, ("OIL", 0.99), kind="left"), weighed(4.6, -690.0))
+    assert summary(events) == [("item_removed", "JAM", 1)]
+
+
+def test_vanished_booked_track_names_the_removed_line(fusion):
+    # Rice and sugar weigh the same; nobody saw which left, but the sugar's track vanished
+    # under the hand just before the weight fell.
+    fusion.basket.add("RICE", 1, track_id=3)
+    fusion.basket.add("SUGAR", 1, track_id=4)
+    vanished = VisionEvent("left", 4, ns(4.5), ns(4.5), (), in_place=True)
+    events = run(fusion, vanished, weighed(4.6, -510.4))
+    assert summary(events) == [("item_removed", "SUGAR", 1)]
+    assert fusion.basket.counts() == {"RICE": 1}

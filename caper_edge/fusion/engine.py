@@ -75,7 +75,8 @@ class _Episode:
     vision: list[_Vision] = field(default_factory=list)
     settled_at_ns: int | None = None      # when the settled change reached fusion
     committed: bool = False
-    units: Counter = field(default_factory=Counter)  # committed units (absorbing late tracks)
+    units: Counter = field(default_factory=Counter)  # committed units
+    untracked: Counter = field(default_factory=Counter)  # ... of which no track carried (absorb late tracks)
     cache: tuple = ()                                  # (inputs key, explanations)
 
     @property
@@ -147,7 +148,7 @@ class Fusion:
             ev = dataclasses.replace(ev, in_place=True)
         if self.mode == "vision_only":
             return self._vision_only(ev, cands) + self._due()
-        if self._is_flicker(ev, cands):
+        if not ev.in_place and self._is_flicker(ev, cands):
             return self._due()
         v = _Vision(ev, ev.decided_t_ns + int(self.config.weight_wait_s * _NS), cands)
         sign = 1 if ev.kind == ENTERED else -1
@@ -242,6 +243,10 @@ class Fusion:
             out += self._decide(ep)
         return out
 
+    def booked_track_ids(self) -> set[int]:
+        """Tracks whose items are in the basket (the replay loop watches them vanish)."""
+        return set(self._tracks_in)
+
     def pending_track_ids(self) -> set[int]:
         ids = {v.ev.track_id for v in self._pool}
         for ep in self._episodes:
@@ -306,12 +311,15 @@ class Fusion:
         ep.vision.sort(key=lambda v: (v.ev.t_ns, v.ev.track_id))
 
     def _absorbs(self, ep: _Episode, v: _Vision) -> bool:
-        """A late transition of an item this committed episode already explained (an unseen extra
-        unit, or the same item under a second track ID)."""
+        """A late transition of a unit this committed episode booked without a track (a second
+        product beside the seen one): the track is that unit's, not a new item."""
         if not ep.holds(v.ev.t_ns, self.config, self.config.absorb_window_s):
             return False
-        return any(sku in ep.units and p >= self.config.absorb_min_prob for sku, p in v.candidates) or (
-            not v.candidates and bool(ep.units))
+        for sku, p in v.candidates:
+            if ep.untracked[sku] > 0 and p >= self.config.absorb_min_prob:
+                ep.untracked[sku] -= 1
+                return True
+        return False
 
     # =========================================================================================
     # Decisions
@@ -329,10 +337,19 @@ class Fusion:
         if self.mode != "weight_only" and not best.outlier and all(sku is None for sku, _ in best.tracks):
             # The tracks only brought nothing (hands, resting items found again): no unit was seen.
             return self._decide_unseen(ep, waited)
+        if self._only_resighted(ep, best) and waited < (cfg.add_pair_after_s if ep.sign > 0 else cfg.unseen_removal_hold_s) * _NS:
+            return []  # only booked items seen again explain it: give the new item's own track time to arrive
         if best.prob >= cfg.commit_posterior or waited >= cfg.decision_timeout_s * _NS:
             self.stats["timeout_commits" if exps[0].prob < cfg.commit_posterior else "confident_commits"] += 1
             return self._after_commit(ep, self._commit(ep, exps))
         return []
+
+    def _only_resighted(self, ep: _Episode, best: Explanation) -> bool:
+        """The best explanation puts units only on tracks of booked items seen again."""
+        if self.mode == "weight_only" or best.outlier:
+            return False
+        labelled = [v for v, (sku, _) in zip(self._strongest(ep), best.tracks) if sku is not None]
+        return bool(labelled) and all(self._spurious(v) == self.config.reentry_spurious_prior for v in labelled)
 
     def _decide_unseen(self, ep: _Episode, waited: int) -> list[Event]:
         """A change no track accounts for: hold it (a late track, a cancelling opposite change),
@@ -449,11 +466,16 @@ class Fusion:
         ranked = sorted(ep.vision, key=lambda v: (self._spurious(v), v.ev.t_ns, v.ev.track_id))[:_MAX_TRACKS]
         return sorted(ranked, key=lambda v: (v.ev.t_ns, v.ev.track_id))
 
+    def _booked(self, track_id: int) -> set[str]:
+        """The SKUs of basket units that this track brought in."""
+        return {line.sku for line in self.basket if track_id in line.track_ids}
+
     def _spurious(self, v: _Vision) -> float:
         if not v.ev.in_place:
             return self.config.spurious_track_prior
-        booked = {line.sku for line in self.basket if v.ev.track_id in line.track_ids}
-        if v.candidates and v.candidates[0][0] in booked:  # a booked item seen again, looking the same
+        if v.ev.kind == LEFT:  # a booked item's track went unseen: usually a hand over it
+            return self.config.reentry_spurious_prior
+        if v.candidates and v.candidates[0][0] in self._booked(v.ev.track_id):  # a booked item seen again, looking the same
             return self.config.reentry_spurious_prior
         return self.config.in_place_spurious_prior
 
@@ -557,7 +579,8 @@ class Fusion:
                     out.append(self._unconfirmed(v))
                 continue
             labelled.setdefault(sku, v.ev.track_id)
-            if self._confident(v) and sku != top and sku not in self.catalog.lookalikes(top):
+            if (self._confident(v) and sku != top and sku not in self.catalog.lookalikes(top)
+                    and sku not in self._booked(v.ev.track_id)):
                 out.append(self._event("weight_mismatch", w.t_settled_ns, top, 1, best.prob, w.delta_g, v.ev.track_id,
                                        evidence=self._evidence(ep, exps, weight_says=sku)))
                 if self.config.mismatch_adds_vision_item and self._can_apply(ep.sign, top, 1):
@@ -572,6 +595,7 @@ class Fusion:
             out.append(self._apply(ep.sign, sku, n, conf, share, labelled.get(sku), w.t_settled_ns,
                                    self._evidence(ep, exps)))
             ep.units[sku] += n
+        ep.untracked = Counter({s: n for s, n in best.extras if counts[s] > 0})
         # Tracks beyond _MAX_TRACKS: duplicates of the explained items, consumed silently.
         return out
 
@@ -608,6 +632,7 @@ class Fusion:
                 out.append(self._apply(-1, sku, n, _marginal(exps, sku, n), w.delta_g * self.catalog[sku].weight_g * n
                                        / best.mean_g, None, w.t_settled_ns, evidence))
                 ep.units[sku] += n
+            ep.untracked = Counter(dict(best.counts))
             return out
         if ep.sign > 0 and not best.outlier:
             returned = self._put_back(ep, best, exps, evidence)

@@ -30,10 +30,12 @@ class VisionEvent:
     decided_t_ns : when the tracker committed the transition (>= t_ns).
     candidates : ((sku, probability), ...) best first: the track's SKU posterior top-k; the
         probabilities sum to at most 1 (the rest is spread over the other SKUs).
-    in_place : the track barely moved between its first observation and this transition: a
-        resting item found again (after an occlusion, or at start-up) rather than one carried
-        across the rim. Weak evidence: it may pair with a weight change but never raises
-        ``unconfirmed_item`` and is easily explained away as bringing nothing.
+    in_place : for ``entered``, the track barely moved between its first observation and this
+        transition: a resting item found again (after an occlusion, or at start-up) rather than
+        one carried across the rim; for ``left``, a booked item's track went unseen inside the
+        basket (lifted out under the hand, or only covered by it). Weak evidence: it may pair
+        with a weight change but never raises ``unconfirmed_item`` or ``weight_mismatch`` and is
+        easily explained away as bringing (or taking) nothing.
     """
 
     kind: Literal["entered", "left"]
