@@ -27,7 +27,7 @@ from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
 from ..errors import InputError
-from . import mcap_salvage
+from . import db3_salvage, mcap_salvage
 
 __all__ = ["BagMessage", "BagReader", "Damage", "TopicInfo", "expand_bag_paths"]
 
@@ -53,8 +53,7 @@ class Damage:
     reason: str
 
     def __str__(self) -> str:
-        topic = f"topic {self.topic}" if self.topic else "topic unknown"
-        return f"{self.file}: {self.reason} ({topic}, {self.position})"
+        return f"{self.file}: {self.reason} [topic: {self.topic or 'unknown'}; position: {self.position}]"
 
 
 class BagMessage:
@@ -92,7 +91,9 @@ def expand_bag_paths(path: str | os.PathLike[str] | Sequence[str | os.PathLike[s
         elif (p / "metadata.yaml").exists():
             out.append(p)
         else:
-            inner = sorted(c for c in p.iterdir() if (c.is_file() and c.suffix in BAG_SUFFIXES) or (c / "metadata.yaml").exists())
+            # A session of segments, or a bag directory whose metadata.yaml a crash never wrote.
+            inner = sorted(c for c in p.iterdir() if (c.is_file() and c.suffix in BAG_SUFFIXES)
+                           or (c.is_dir() and ((c / "metadata.yaml").exists() or any(c.glob("*.mcap")) or any(c.glob("*.db3")))))
             if not inner:
                 raise InputError(f"bag {p}: directory holds no metadata.yaml and no .mcap/.db3/.bag files")
             out.extend(expand_bag_paths(inner))
@@ -129,9 +130,13 @@ class _Part:
         except Exception as exc:  # noqa: BLE001 - rosbags, apsw, yaml and OS errors alike
             reason = _reason(exc)
             mcaps = self._mcap_files()
-            if not mcaps:
+            db3s = [self.path] if self.path.suffix == ".db3" else sorted(self.path.glob("*.db3")) if self.path.is_dir() else []
+            if mcaps:
+                self._start_salvage(mcaps, reason)
+            elif db3s:
+                self._start_db3_salvage(db3s, reason)
+            else:
                 raise InputError(f"bag {self.path} cannot be opened: {reason}") from None
-            self._start_salvage(mcaps, reason)
             return
         self._reader = reader
         if self.path.is_dir():
@@ -167,14 +172,51 @@ class _Part:
                 raise InputError(f"bag {f} cannot be opened ({reason}) and holds no readable MCAP records: {scan.damage}")
         self._open_reason = reason
 
+    def _start_db3_salvage(self, files: list[Path], reason: str) -> None:
+        """rosbags cannot open the SQLite bag: read its topics, then its rows until the damage."""
+        self.storage = "sqlite3 (salvaged)"
+        self._salvage_store = get_typestore(Stores.ROS2_JAZZY)
+        self._open_reason = reason
+        self._db3 = []
+        for f in files:
+            try:
+                scan = db3_salvage.open_db3(f)
+            except Exception as exc:  # noqa: BLE001 - sqlite3 raises several types for broken files
+                raise InputError(f"bag {f} cannot be opened ({reason}) and its topic table is unreadable: {_reason(exc)}") from None
+            self._db3.append(scan)
+            for name, typ in scan.topics.values():
+                self.topics.setdefault(name, TopicInfo(name, typ, None))
+                enc, text = scan.definitions.get(typ, ("", ""))
+                self._register_salvaged_type(mcap_salvage.SalvagedChannel(name, typ, "cdr", "ros2idl" if enc == "idl" else "ros2msg", text))
+
     # Iteration ----------------------------------------------------------------------------------
 
     def messages(self, topics: set[str] | None, start: int | None, stop: int | None) -> Iterator[tuple[int, str, str, bytes]]:
         if self._reader is not None:
             yield from self._rosbags_messages(topics, start, stop)
+        elif getattr(self, "_db3", None):
+            for scan in self._db3:
+                yield from self._db3_messages(scan, topics, start, stop)
         else:
             for f in self._salvage_files:
                 yield from self._salvaged_messages(f, topics, start, stop)
+
+    def _db3_messages(self, scan, topics, start, stop) -> Iterator[tuple[int, str, str, bytes]]:
+        count, last_t, last_topic = 0, None, None
+        for tid, t, raw in db3_salvage.scan_db3(scan):
+            name, typ = scan.topics.get(tid, (None, None))
+            if name is None:
+                continue
+            if self.start_ns is None:
+                self.start_ns = t
+            self.end_ns = t if self.end_ns is None else max(self.end_ns, t)
+            count, last_t, last_topic = count + 1, t, name
+            if (topics is None or name in topics) and (start is None or t >= start) and (stop is None or t < stop):
+                yield t, name, typ, raw
+        if scan.damage:
+            self.damage.append(Damage(scan.path, f"after {last_topic}" if last_topic else None,
+                                      f"row {scan.damage_row}, after message {count} at t={self._rel(last_t)}",
+                                      f"SQLite bag cannot be opened normally ({self._open_reason}): {scan.damage}; every message before it was read"))
 
     def _rosbags_messages(self, topics: set[str] | None, start: int | None, stop: int | None) -> Iterator[tuple[int, str, str, bytes]]:
         assert self._reader is not None
@@ -189,8 +231,9 @@ class _Part:
             except StopIteration:
                 return
             except Exception as exc:  # noqa: BLE001 - any storage error ends this file here
-                after = f"after message {count} (t={self._rel(last_t)}, last topic {last_topic})" if count else "before the first message"
-                self.damage.append(Damage(self.path, None, after, f"{self.storage} storage is damaged: {_reason(exc)}"))
+                after = f"after message {count} at t={self._rel(last_t)}" if count else "before the first message"
+                self.damage.append(Damage(self.path, f"after {last_topic}" if last_topic else None, after,
+                                          f"{self.storage} storage is damaged: {_reason(exc)}; every message before it was read"))
                 return
             count, last_t, last_topic = count + 1, t, conn.topic
             yield t, conn.topic, conn.msgtype, raw
@@ -209,13 +252,13 @@ class _Part:
         for offset, why in scan.bad_chunks:
             self.damage.append(Damage(f, None, f"byte {offset}", why))
         if scan.damage:
-            last = ", ".join(sorted({c.topic for c in scan.channels.values()})) or "none"
+            names = sorted({c.topic for c in scan.channels.values()})
             self.damage.append(
                 Damage(
                     f,
-                    None,
-                    f"byte {scan.damage_offset}, after {count} readable messages up to t={self._rel(last_t)}; topics in the file: {last}",
-                    f"MCAP cannot be opened normally ({self._open_reason}); recovered what precedes the damage: {scan.damage}",
+                    "any of " + ", ".join(names) if len(names) > 1 else (names[0] if names else None),
+                    f"byte {scan.damage_offset}, after message {count} at t={self._rel(last_t)}",
+                    f"MCAP cut short or damaged ({self._open_reason}): {scan.damage}; every message before it was read",
                 )
             )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..errors import InputError
@@ -35,7 +36,7 @@ def _print_table(info) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     start = info.start_ns
     console.print(f"[bold]{', '.join(info.paths)}[/bold]  storage {info.storage}  "
                   f"{info.size_bytes / 1e6:.1f} MB  {info.messages} messages  duration {info.duration_s:.3f} s"
@@ -54,5 +55,7 @@ def _print_table(info) -> None:
             str(t.gaps), f"{t.bytes / 1e6:.2f}",
         )
     console.print(table)
+    from rich.markup import escape
+
     for d in info.damage:
-        console.print(f"[red]damaged:[/red] {d}")
+        console.print(f"[red]damaged:[/red] {escape(d)}")

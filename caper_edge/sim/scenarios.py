@@ -33,6 +33,10 @@ __all__ = ["DEFAULT_DURATION_S", "SCENARIOS", "plan"]
 
 Planner = Callable[[World, float], Iterator[float]]
 
+#: A hand visit lasts about 3-4.5 s; no visit starts later than this before the session ends,
+#: so every planned event completes (and is reported) inside the session.
+ACTION_S = 4.5
+
 
 # -------------------------------------------------------------------------------------------------
 # Building blocks
@@ -113,7 +117,7 @@ def simple(world: World, duration: float) -> Iterator[float]:
     used: set[str] = set()
     t = _gap(world, 1.0, 2.0)
     adds = 0
-    while t < duration - 6.0:
+    while t < duration - ACTION_S:
         if adds >= 4 and world.rng.random() < 0.25:
             end = _remove(world, t)
         else:
@@ -130,7 +134,7 @@ def busy(world: World, duration: float) -> Iterator[float]:
     _lights(world, duration, 20.0)
     pool = list(catalog())
     t = _gap(world, 0.8, 1.5)
-    while t < duration - 6.0:
+    while t < duration - ACTION_S:
         contents = world.planned_contents()
         r = world.rng.random()
         end = None
@@ -145,7 +149,7 @@ def busy(world: World, duration: float) -> Iterator[float]:
             repeat = in_basket and world.rng.random() < 0.35
             end = _add(world, t, _choice(world, in_basket) if repeat else _choice(world, pool))
         end = end if end is not None else t + 1.0
-        if world.rng.random() < 0.2 and end + 4.0 < duration - 6.0:
+        if world.rng.random() < 0.2 and end + 4.0 < duration - ACTION_S:
             # The shopper pushes the cart to the next shelf before the next product.
             t_roll = end + 0.3
             length = _gap(world, 1.5, 3.0)
@@ -161,7 +165,7 @@ def lookalike(world: World, duration: float) -> Iterator[float]:
     groups = [s for s in catalog() if s.look_group]
     others = [s for s in catalog() if not s.look_group]
     t = _gap(world, 1.0, 2.0)
-    while t < duration - 6.0:
+    while t < duration - ACTION_S:
         end = None
         if world.planned_contents() and world.rng.random() < 0.25:
             end = _remove(world, t)
@@ -179,8 +183,8 @@ def _hide_under(world: World, t: float) -> float | None:
         return None
     bag = bags[int(world.rng.integers(len(bags)))]
     room = bag.sprite.top_mm - 12.0
-    # Small enough to vanish under the palm: standing cans and jars.
-    small = [s for s in catalog() if s.shape == "cylinder" and s.size_mm[0] <= 85 and s.size_mm[2] <= room]
+    # Small enough to vanish under the palm (80 mm across): standing cans.
+    small = [s for s in catalog() if s.shape == "cylinder" and s.size_mm[0] <= 75 and s.size_mm[2] <= room]
     if not small:
         return None
     item = world.new_item(_choice(world, small), "upright")
@@ -216,7 +220,7 @@ def shrink(world: World, duration: float) -> Iterator[float]:
     t = _gap(world, 1.0, 2.0)
     plan = ["bag", "add", "add", "hide", "add", "swap", "add", "hide", "remove", "swap"]
     k = 0
-    while t < duration - 6.0:
+    while t < duration - ACTION_S:
         step = plan[k % len(plan)] if k < len(plan) else str(world.rng.choice(["add", "add", "remove", "hide", "swap"]))
         k += 1
         end = None

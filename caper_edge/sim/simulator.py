@@ -30,6 +30,7 @@ __all__ = ["Simulator"]
 LOOKAHEAD_S = 4.0     # plan this far ahead of the frame being rendered (> the scale chunk)
 SCALE_CHUNK_S = 0.5   # load-cell samples are rendered in chunks of this length
 FIRMWARE = "caper-sim-1.0"
+DEPTH_LAG_NS = 2_000_000
 
 
 class Simulator:
@@ -144,7 +145,10 @@ class Simulator:
             want_depth = i % self.depth_every == 0
             result = self.render_at(t, want_depth, seed=i)
             if want_depth:
-                depth, depth_t = result.depth, t_ns
+                # The depth exposure is centred 2 ms after the colour one (unsynchronised sensors),
+                # so the colour frame in between is nearer the depth before it: replaying the bag
+                # pairs exactly as this stream does.
+                depth, depth_t = result.depth, t_ns + DEPTH_LAG_NS
                 depth.flags.writeable = False
             yield Frame(t_ns, i, result.color, depth, depth_t, self.camera, result.objects)
             if i % int(self.fps * 5) == 0:

@@ -85,6 +85,7 @@ class Carry:
     offset: tuple[float, float]
     dz: float
     yaw_ref: float
+    concealed: bool = False       # held inside the hand: its walls do not show either
 
 
 @dataclass
@@ -346,6 +347,7 @@ class World:
             it.hidden = hidden
             it.t_rest = t3
             hand.carries.append(self._carry(hand, it, t, t3, t2, contact))
+            hand.carries[-1].concealed = conceal
             ev = self.scale.place(self.ns(t2), it.mass_g, g.floor_uv(it.x, it.y), duration_s=place_s)
             it.handle = ev.item
             self.items[it.uid] = it
@@ -550,8 +552,14 @@ class World:
             ox, oy = carry.offset
             x, y = px + c * ox - s * oy, py + s * ox + c * oy
             z_base = pz + carry.dz
+            if carry.concealed:
+                # Cupped in the hand: keep it on the camera's line of sight behind the palm, so
+                # perspective does not slide it out from under a hand that is nearer the camera.
+                k = (g.camera_height_mm - z_base - it.sprite.top_mm) / (g.camera_height_mm - pz - 34.0)
+                x, y = x * k, y * k
             in_basket = g.inside_rim(x, y) and z_base < g.rim_height_mm + 40
-            parts.append(Placed(it.uid, "item", it.sku.sku, it.sprite, x, y, z_base, it.yaw + yaw - carry.yaw_ref, vel, True, in_basket))
+            parts.append(Placed(it.uid, "item", it.sku.sku, it.sprite, x, y, z_base, it.yaw + yaw - carry.yaw_ref, vel,
+                                not carry.concealed, in_basket))
         sp = hand_sprite(hand.skin, hand.left)
         # Sprite centre from the palm centre: the sprite's x axis points along the fingers.
         cx_mm, cy_mm = sp.size_mm[0] / 2 - PALM_CENTRE_MM[0], sp.size_mm[1] / 2 - sp.palm_centre_mm[1]

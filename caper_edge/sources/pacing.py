@@ -27,6 +27,10 @@ class Pacer:
     later ones are due ``(t_ns - t_first) / speed`` after it. A consumer that falls behind is not
     skipped over; the pacer simply stops sleeping until it has caught up."""
 
+    # The clock and the sleep are class attributes so tests can drive a fake clock.
+    clock = staticmethod(time.monotonic_ns)
+    sleep = staticmethod(time.sleep)
+
     def __init__(self, speed: float | None):
         self.speed = speed
         self._origin: tuple[int, int] | None = None
@@ -34,11 +38,11 @@ class Pacer:
     def wait(self, t_ns: int) -> None:
         if self.speed is None:
             return
-        now = time.monotonic_ns()
+        now = self.clock()
         if self._origin is None:
             self._origin = (now, t_ns)
             return
         wall0, t0 = self._origin
         delay = wall0 + (t_ns - t0) / self.speed - now
         if delay > 0:
-            time.sleep(delay / 1e9)
+            self.sleep(delay / 1e9)

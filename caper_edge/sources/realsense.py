@@ -136,7 +136,12 @@ class RealSenseSource:
             wanted.append((rs.option.white_balance, float(cfg.white_balance_k)))
         for option, value in wanted:
             if sensor.supports(option):
-                sensor.set_option(option, value)
+                try:
+                    sensor.set_option(option, value)
+                except RuntimeError as exc:
+                    r = sensor.get_option_range(option)
+                    raise InputError(f"camera rejects {option} = {value:g} (range {r.min:g}..{r.max:g} step {r.step:g}): {exc}; "
+                                     "check [camera] in the config") from None
                 self._options_applied[str(option)] = value
             else:
                 log.debug("colour sensor has no option %s; not set", option)
