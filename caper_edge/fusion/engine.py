@@ -141,13 +141,13 @@ class Fusion:
         if self.mode == "weight_only":
             return self._due()
         cands = self._known(ev.candidates)
+        if self.mode == "vision_only":
+            return self._vision_only(ev, cands) + self._due()
         if ev.kind == ENTERED and ev.track_id in self._tracks_in and not ev.in_place:
             # Already in the basket: usually a zone flicker, sometimes a second unit of the same
             # product taken over by the first one's track. Weak evidence either way.
             self.stats["vision_reentry"] += 1
             ev = dataclasses.replace(ev, in_place=True)
-        if self.mode == "vision_only":
-            return self._vision_only(ev, cands) + self._due()
         if not ev.in_place and self._is_flicker(ev, cands):
             return self._due()
         v = _Vision(ev, ev.decided_t_ns + int(self.config.weight_wait_s * _NS), cands)
@@ -682,11 +682,17 @@ class Fusion:
     # -- vision only -------------------------------------------------------------------------
 
     def _vision_only(self, ev: VisionEvent, cands: Candidates) -> list[Event]:
+        """The "weight off" ablation: every track entering for the first time is booked as its
+        top-1 SKU (carried in or found in place: without weight the two cannot be told apart
+        from an item that was there); a track leaving takes out the line it brought in, else the
+        basket line it most looks like. Re-entries and vanishing tracks are ignored."""
         if ev.kind == ENTERED:
-            if not cands or ev.in_place:
+            if not cands or ev.track_id in self._tracks_in:
                 return []
             sku, p = cands[0]
             return [self._apply(1, sku, 1, p, None, ev.track_id, ev.t_ns, None)]
+        if ev.in_place:
+            return []
         dist = self._removal_dist(_Vision(ev, 0, cands))
         if not dist:
             return []
