@@ -40,6 +40,16 @@ def train(args: argparse.Namespace) -> dict:
 
     model = EmbeddingNet()
     head = ArcMarginHead(model.proj.out_features, len(skus), scale=args.scale, margin=args.margin)
+    if args.init:
+        # Continue from saved weights; the class centres are "imprinted" as the mean embedding
+        # of each SKU's crops, so the margin loss starts where the network already is.
+        model.load_state_dict(torch.load(args.init))
+        model.eval()
+        with torch.no_grad():
+            for c, sku in enumerate(skus):
+                idx = by_sku[sku][:20]
+                head.weight[c] = model(torch.from_numpy(crop_batch([crops[i] for i in idx], CROP_SIZE))).mean(0)
+        print(f"initialised from {args.init}", flush=True)
     params = list(model.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=5e-4)
     steps_per_epoch = max(1, len(crops) // (args.p * args.k))
@@ -113,6 +123,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--per-sku-limit", type=int, help="at most this many crops per SKU")
     ap.add_argument("--time-budget-min", type=float)
+    ap.add_argument("--init", type=Path, help="start from these weights (embedder.pt of an earlier run)")
     args = ap.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     return args
