@@ -110,6 +110,17 @@ def test_crash_loses_at_most_the_open_chunk(tmp_path):
     assert "byte" in str(err.value)
 
 
+def test_from_config(tmp_path):
+    import dataclasses
+
+    from caper_edge import config
+
+    cfg = dataclasses.replace(config.load().recorder, rotate_mb=0.0, rotate_minutes=2.0, fsync=False)
+    rec = Recorder.from_config(cfg, tmp_path / "c")
+    assert rec.rotate_bytes is None and rec.rotate_seconds == 120.0 and rec.prefix == "session"
+    rec.close()
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="rotate_bytes"):
         Recorder("/tmp/x", rotate_bytes=0)

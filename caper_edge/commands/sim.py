@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from .. import config
     from ..errors import InputError
 
-    cfg = config.load(args.config).sim
+    full = config.load(args.config)
+    cfg = full.sim
     if args.seed < 0:
         raise InputError(f"--seed {args.seed}: expected an integer >= 0")
     if args.duration is not None and not args.duration > 0:
@@ -46,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
 
     stats = write_bag(args.out, args.scenario, args.seed, args.duration, jpeg_quality=cfg.jpeg_quality,
                       compression=cfg.compression, overwrite=args.overwrite, fps=cfg.fps, depth_every=cfg.depth_every,
-                      noise_sigma=cfg.color_noise, progress=None if args.quiet else _progress)
+                      noise_sigma=cfg.color_noise, calibration=full.scale.calibration,
+                      progress=None if args.quiet else _progress)
     if not args.quiet:
         _done()
     print(f"wrote {stats.path}: {stats.frames} frames, {stats.events} ground-truth events, {stats.duration_s:g} s, "

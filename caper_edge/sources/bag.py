@@ -185,7 +185,7 @@ class BagSource:
     def _frame(self, item: Paired, objects: list | None) -> Frame | None:
         m: BagMessage = item.payload
         try:
-            if self.decode:
+            if self.decode or not hasattr(m.msg, "format"):  # raw images cost nothing to "decode"
                 color, encoded = decode_color(m.msg), None
             else:
                 color, encoded = None, _encoded(m)
@@ -248,10 +248,7 @@ class BagSource:
 
 
 def _encoded(m: BagMessage) -> tuple[str, bytes]:
-    msg = m.msg
-    if not hasattr(msg, "format"):
-        raise FrameDecodeError(f"decode=False needs a compressed colour topic, {m.topic} holds raw {msg.encoding} images")
-    return str(msg.format), bytes(np.asarray(msg.data, dtype=np.uint8))
+    return str(m.msg.format), bytes(np.asarray(m.msg.data, dtype=np.uint8))
 
 
 def _depth_to_color_extrinsics(depth_tf: BagMessage | None, color_tf: BagMessage | None) -> tuple[np.ndarray, np.ndarray] | None:

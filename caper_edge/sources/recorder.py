@@ -131,6 +131,21 @@ class Recorder:
         self.messages_written = 0
         self.bytes_closed = 0
 
+    @classmethod
+    def from_config(cls, cfg, out_dir: str | os.PathLike[str] | None = None) -> Recorder:
+        """A recorder set up from ``[recorder]`` (a :class:`caper_edge.config.RecorderConfig`);
+        ``out_dir`` overrides ``cfg.dir``; 0 in ``rotate_mb``/``rotate_minutes`` means never."""
+        return cls(
+            out_dir if out_dir is not None else cfg.dir,
+            prefix=cfg.prefix,
+            rotate_bytes=int(cfg.rotate_mb * 1e6) if cfg.rotate_mb > 0 else None,
+            rotate_seconds=cfg.rotate_minutes * 60.0 if cfg.rotate_minutes > 0 else None,
+            jpeg_quality=cfg.jpeg_quality,
+            compression=cfg.compression,
+            chunk_seconds=cfg.chunk_seconds,
+            fsync=cfg.fsync,
+        )
+
     def _first_free_index(self) -> int:
         pattern = re.compile(rf"{re.escape(self.prefix)}_(\d+)$")
         used = [int(m.group(1)) for p in self.out_dir.iterdir() if (m := pattern.match(p.name))]
