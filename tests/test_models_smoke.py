@@ -156,32 +156,43 @@ def test_committed_models_exist_and_are_small():
         assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
 
 
-def test_committed_detector_runs_and_finds_items(rng):
-    from caper_edge import detect
-    from caper_edge.engines.calibration import letterbox_frame
-    from models.synthetic import make_catalog, render_scene
+def _sim_frames(tmp_path, frames: int, seed: int):
+    """Frames, labels and crops from the simulator's generator (seed unseen by training)."""
+    dataset = pytest.importorskip("caper_edge.sim.dataset", reason="the simulator (bags/simulator issue) is not in this tree")
+    out = tmp_path / "sim"
+    dataset.generate(out, split="test", seed=seed, frames=frames)
+    return out
 
+
+def test_committed_detector_loads_with_the_documented_layout():
     engine = open_engine(config.load(), model="detector", backend="onnxruntime")
     assert engine.input().describe() == "(1, 3, 320, 320) float32"
-    assert engine.output().shape[:2] == (1, 6)  # cx, cy, w, h, item, hand
-    scene_rng = np.random.default_rng(11)
+    assert engine.output().describe() == "(1, 6, 2100) float32"  # cx, cy, w, h, item, hand; 40^2 + 20^2 + 10^2 points
+    raw = engine.run(np.zeros((1, 3, 320, 320), np.float32))["output0"]
+    assert np.all((raw[0, 4:] >= 0) & (raw[0, 4:] <= 1))  # sigmoid scores
+
+
+def test_committed_detector_finds_simulated_items(tmp_path):
+    from caper_edge import detect
+    from models.data import load_detection_set
+
+    root = _sim_frames(tmp_path, 8, seed=424242)
+    images, targets = load_detection_set(root, 320)
+    engine = open_engine(config.load(), model="detector", backend="onnxruntime")
     hits = total = 0
-    for _ in range(6):
-        image, objects = render_scene(make_catalog(), scene_rng)
-        raw = engine.run(letterbox_frame(image, (320, 320))[None])["output0"]
+    for img, tgt in zip(images, targets):
+        raw = engine.run(np.ascontiguousarray(img.transpose(2, 0, 1)[None], np.float32) / 255.0)["output0"]
         dets = detect.decode(raw, conf_threshold=0.25)
-        assert np.all(dets.score[:-1] >= dets.score[1:])
-        for o in objects:
-            if o["cls"] == 0:
-                gt = np.array(o["xyxy"]) * 0.5 + np.array([0, 40, 0, 40])  # 640x480 -> 320x320 letterbox
-                total += 1
-                hits += bool(len(dets) and box_iou(gt[None], dets.xyxy[dets.class_id == 0]).max(initial=0) >= 0.5)
-    assert total > 0 and hits / total >= 0.5, (hits, total)
+        items = dets.xyxy[dets.class_id == 0]
+        for row in tgt[tgt[:, 0] == 0]:
+            total += 1
+            hits += bool(len(items)) and box_iou(row[None, 1:5], items).max() >= 0.5
+    assert total > 0 and hits / total >= 0.6, (hits, total)
 
 
-def test_committed_embedder_and_gallery_agree():
+def test_committed_embedder_and_gallery_agree(tmp_path):
     from caper_edge.engines import sha256_file
-    from models.synthetic import make_catalog, render_scene
+    from models.data import load_crops
 
     engine = open_engine(config.load(), model="embedder", backend="onnxruntime")
     embedder = Embedder(engine)
@@ -189,19 +200,11 @@ def test_committed_embedder_and_gallery_agree():
     gallery = Gallery.load(packaged_model("gallery"))
     assert len(gallery) >= 40 and gallery.dim == 128 and gallery.calibration is not None
     assert gallery.embedder_sha256 == sha256_file(packaged_model("embedder"))
-    # Crops of products in fresh scenes (a seed no model or gallery saw).
-    scene_rng = np.random.default_rng(99)
-    crops, truth = [], []
-    while len(crops) < 20:
-        image, objects = render_scene(make_catalog(), scene_rng)
-        for o in objects:
-            if o["cls"] == 0 and o["visible"] > 0.8:
-                x0, y0, x1, y1 = (int(round(v)) for v in o["xyxy"])
-                crops.append(image[y0:y1, x0:x1])
-                truth.append(o["sku"])
-    emb = embedder.embed(crops)
+    emb = embedder.embed([np.zeros((40, 30, 3), np.uint8), np.full((20, 50, 3), 200, np.uint8)])
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
-    assert topk_accuracy(gallery.search(emb, k=3).skus, truth, 3) >= 0.75
+    crops, truth = load_crops(_sim_frames(tmp_path, 6, seed=515151))
+    top3 = gallery.search(embedder.embed(crops), k=3).skus
+    assert topk_accuracy(top3, truth, 3) >= 0.8
 
 
 def test_wrong_shape_into_committed_detector_is_named():
@@ -218,7 +221,7 @@ def test_wrong_shape_into_committed_detector_is_named():
 def test_detector_export_layout_and_decode(tmp_path):
     torch = pytest.importorskip("torch")
     from caper_edge import detect
-    from models.detector import ExportWrapper, TinyDetector, anchor_points
+    from models.detector import TinyDetector, anchor_points
     from models.export import export_detector
 
     torch.manual_seed(0)
