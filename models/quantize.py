@@ -6,7 +6,9 @@
 
 Calibration images (real frames for the detector, product crops for the embedder) go through the
 runtime preprocessing (caper_edge.engines.calibration). Only Conv/MatMul/Gemm are quantized (QDQ,
-signed 8-bit, per-channel weights): the detector's in-graph box decode and sigmoid stay in float,
+unsigned 8-bit activations with signed 8-bit per-channel weights, "U8S8": ONNX Runtime's fast path
+on x86; signed activations ran the detector 0.56x as fast as fp32 on this machine's AMD EPYC,
+U8S8 1.8x faster): the detector's in-graph box decode and sigmoid stay in float,
 because one shared int8 scale for pixel coordinates (0..320) and scores (0..1) would erase the
 scores. The gate evaluates the fp32 and INT8 models on the same held-out data and REJECTS the
 INT8 model (nothing is written, exit status 1) when it loses more than ``--max-drop`` of the
@@ -66,7 +68,7 @@ def quantize_static_model(fp32: Path, out: Path, batches: Sequence[np.ndarray]) 
     out.parent.mkdir(parents=True, exist_ok=True)
     quantize_static(
         str(fp32), str(out), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv", "MatMul", "Gemm"],
-        per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
         calibrate_method=CalibrationMethod.MinMax,
     )
     return out
