@@ -31,6 +31,9 @@ def train(args: argparse.Namespace) -> dict:
     images, targets = load_detection_set(args.data, args.size, args.limit)
     print(f"loaded {len(images)} frames from {args.data} in {time.monotonic() - t0:.0f} s", flush=True)
     model = TinyDetector(num_classes=2)
+    if args.init:
+        model.load_state_dict(torch.load(args.init))
+        print(f"initialised from {args.init}", flush=True)
     points, strides = anchor_points(args.size, args.size)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
     steps_per_epoch = max(1, len(images) // args.batch)
@@ -155,6 +158,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--limit", type=int, help="use only the first N frames")
     ap.add_argument("--freeze-bn-at", type=float, default=0.7, help="training progress (0..1) at which BatchNorm is frozen")
     ap.add_argument("--bn-batches", type=int, default=20, help="batches used to re-estimate BatchNorm statistics")
+    ap.add_argument("--init", type=Path, help="start from these weights (detector.pt of an earlier run)")
     ap.add_argument("--time-budget-min", type=float, help="stop after the epoch that passes this many minutes")
     import sys
 
