@@ -453,3 +453,13 @@ def test_vanished_booked_track_names_the_removed_line(fusion):
     events = run(fusion, vanished, weighed(4.6, -510.4))
     assert summary(events) == [("item_removed", "SUGAR", 1)]
     assert fusion.basket.counts() == {"RICE": 1}
+
+
+def test_exchange_alarm_when_the_add_is_decided_after_the_removal(fusion):
+    # The hand that put the jam down stayed to take the oil out, hiding the jam until it left:
+    # the jam's track (found in place) arrives after the oil's removal was booked.
+    fusion.basket.add("OIL", 1, track_id=7)
+    jam = VisionEvent("entered", 9, ns(4.2), ns(4.3), (("JAM", 0.95),), in_place=True)
+    events = run(fusion, weighed(1.2, 690.3), weighed(2.3, -1240.4), jam)
+    assert sorted(summary(events)) == [("item_added", "JAM", 1), ("item_removed", "OIL", 1), ("weight_mismatch", "JAM", 1)]
+    assert fusion.basket.counts() == {"JAM": 1}

@@ -120,9 +120,10 @@ class Fusion:
         # flicker (a hand's shadow in the depth, an occlusion) must not read as new items.
         self._basket_version = 0
         self._tracks_in: set[int] = {u.track_id for line in self.basket for u in line.units if u.track_id is not None}
-        # Recent committed adds (t_settled_ns, sku, confidence, track_id) for the exchange alarm, and
+        # Recent committed adds and removals for the exchange alarm, and
         # recent unseen removals (t_settled_ns, counts) for put-backs.
-        self._recent_adds: list[tuple[int, str, float, int | None]] = []
+        self._recent_adds: list[tuple[int, Event]] = []      # (t_settled_ns, event)
+        self._recent_removals: list[tuple[int, Event]] = []  # (t_start_ns, event)
         self._unseen_removals: list[tuple[int, tuple[tuple[str, int], ...]]] = []
         self.stats = Counter()
         # Weight-sorted catalogue, for the "which SKUs fit this weight" candidates.
@@ -152,7 +153,7 @@ class Fusion:
             return self._due()
         v = _Vision(ev, ev.decided_t_ns + int(self.config.weight_wait_s * _NS), cands)
         sign = 1 if ev.kind == ENTERED else -1
-        open_eps = [e for e in self._episodes if not e.committed and e.sign == sign and e.holds(ev.t_ns, self.config)]
+        open_eps = [e for e in self._episodes if not e.committed and e.sign == sign and self._accepts(e, ev)]
         if open_eps:
             ep = min(open_eps, key=lambda e: abs(e.weight.t_start_ns - ev.t_ns))
             ep.vision.append(v)
@@ -191,6 +192,17 @@ class Fusion:
         if self.mode != "weight_only":
             self._claim(ep)
         return self._decide(ep) + self._due()
+
+    def _accepts(self, ep: _Episode, ev: VisionEvent) -> bool:
+        """An open episode takes a transition inside its pairing window; a rise no track carried
+        in takes a track *found in place* until its unseen hold ends (the hand may hide a product
+        until it leaves, e.g. after taking another one out). A track carried in that late is the
+        next product's."""
+        if ep.holds(ev.t_ns, self.config):
+            return True
+        if ep.sign < 0 or not ev.in_place or any(not v.ev.in_place for v in ep.vision):
+            return False
+        return ep.holds(ev.t_ns, self.config, self.config.unseen_hold_s)
 
     def _is_flicker(self, ev: VisionEvent, cands: Candidates) -> bool:
         """Handle a transition that repeats or undoes one still waiting. Returns True when ``ev``
@@ -299,6 +311,7 @@ class Fusion:
         self._episodes = [e for e in self._episodes if not (e.committed and e.weight.t_settled_ns < horizon)]
         recent = self.now_ns - int(max(cfg.swap_window_s, cfg.putback_window_s) * _NS) - int(keep_s * _NS)
         self._recent_adds = [a for a in self._recent_adds if a[0] >= recent]
+        self._recent_removals = [r for r in self._recent_removals if r[0] >= recent]
         self._unseen_removals = [r for r in self._unseen_removals if r[0] >= recent]
         return out
 
@@ -368,32 +381,43 @@ class Fusion:
         return unconfirmed + self._after_commit(ep, self._commit_unseen(ep), unseen=True)
 
     def _after_commit(self, ep: _Episode, events: list[Event], unseen: bool = False) -> list[Event]:
-        """Remember adds (for the exchange alarm) and unseen removals (for put-backs); raise the
-        exchange alarm for a removal lifted right after an add settled."""
+        """Remember adds and removals (for the exchange alarm) and unseen removals (for
+        put-backs); raise the exchange alarm when a removal was lifted right after an add
+        settled, whichever of the two was decided first."""
         w = ep.weight
         out = list(events)
         removed = Counter()
         for e in events:
             if e.type == "item_added":
-                self._recent_adds.append((w.t_settled_ns, e.sku, e.confidence, e.track_id))
+                out += self._exchange_alarm(w.t_settled_ns, e, added=True)
+                self._recent_adds.append((w.t_settled_ns, e))
             elif e.type == "item_removed":
                 removed[e.sku] += e.qty
-                out += self._exchange_alarm(w, e)
+                out += self._exchange_alarm(w.t_start_ns, e, added=False)
+                self._recent_removals.append((w.t_start_ns, e))
         if unseen and removed:
             self._unseen_removals.append((w.t_settled_ns, tuple(sorted(removed.items()))))
         return out
 
-    def _exchange_alarm(self, w: WeightChange, removal: Event) -> list[Event]:
+    def _exchange_alarm(self, t_ns: int, event: Event, *, added: bool) -> list[Event]:
+        """``weight_mismatch`` naming both products when an add (settled at ``t_ns``) and a
+        removal (lifted at ``t_ns``) of another SKU lie at most ``swap_window_s`` apart, the add
+        first: one hand visit exchanging products, a possible ticket switch. Each half raises
+        at most one alarm."""
         window = int(self.config.swap_window_s * _NS)
         if window <= 0:
             return []
-        for t_add, sku, conf, track in reversed(self._recent_adds):
-            gap = w.t_start_ns - t_add
-            if 0 <= gap <= window and sku != removal.sku:
+        partners = self._recent_removals if added else self._recent_adds
+        for i in range(len(partners) - 1, -1, -1):
+            t_other, other = partners[i]
+            add, rem, gap = (event, other, t_other - t_ns) if added else (other, event, t_ns - t_other)
+            if 0 <= gap <= window and add.sku != rem.sku:
+                del partners[i]
                 self.stats["exchange_alarms"] += 1
-                evidence = {"exchange": {"added": sku, "removed": removal.sku, "gap_s": round(gap / _NS, 3)}}
-                return [self._event("weight_mismatch", w.t_settled_ns, sku, 1, min(conf, removal.confidence),
-                                    removal.weight_delta_g, track, evidence=evidence)]
+                evidence = {"exchange": {"added": add.sku, "removed": rem.sku, "gap_s": round(gap / _NS, 3)}}
+                t_alarm = max(event.t_ns, other.t_ns)
+                return [self._event("weight_mismatch", t_alarm, add.sku, 1, min(add.confidence, rem.confidence),
+                                    rem.weight_delta_g, add.track_id, evidence=evidence)]
         return []
 
     def _cancelling_partner(self, ep: _Episode) -> _Episode | None:
