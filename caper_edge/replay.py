@@ -37,6 +37,8 @@ __all__ = ["FrameTracks", "ModelVision", "Observations", "OracleVision", "Pipeli
 
 ITEM_CLASS, HAND_CLASS = 0, 1
 _ORACLE_MIN_VISIBLE = 0.35   # what a detector can see (the tracker evaluation's threshold too)
+_LOOK_CHANGE_FRAMES = 5      # a track's look must show another SKU this many frames in a row
+_STEADY_FRAMES = 5           # a booked track must have been matched this long before it "vanishes"
 
 
 @dataclass
@@ -240,7 +242,8 @@ class Pipeline:
         self._first_centre: dict[int, tuple[float, float]] = {}
         self._travel: dict[int, float] = {}
         self._last_seen: dict[int, int] = {}
-        self._prev_matched: set[int] = set()
+        self._matched_run: dict[int, int] = {}   # consecutive frames each track was matched
+        self._looks: dict[int, tuple[str, int]] = {}  # reported look SKU, frames it has differed
 
     @property
     def basket(self) -> Basket:
@@ -269,6 +272,11 @@ class Pipeline:
         from .preprocess import median_depth
 
         st = self.stats.stage_s
+        if self.fusion.mode == "weight_only":  # vision off: no detector, no tracker
+            self.stats.frames += 1
+            out = self.fusion.tick(frame.t_ns)
+            self.stats.events += len(out)
+            return out
         t0 = time.perf_counter()
         obs = self.vision(frame)
         depth = None
@@ -289,6 +297,7 @@ class Pipeline:
                 self._first_centre = {k: v for k, v in self._first_centre.items() if k in alive}
                 self._travel = {k: v for k, v in self._travel.items() if k in alive}
                 self._last_seen = {k: v for k, v in self._last_seen.items() if k in alive}
+                self._looks = {k: v for k, v in self._looks.items() if k in alive}
         vis_events += self._refound(tracks, obs, frame.t_ns, {e.track_id for e in vis_events})
         vis_events += self._vanished(tracks, frame.t_ns)
         t2 = time.perf_counter()
@@ -314,11 +323,13 @@ class Pipeline:
         return out
 
     def _refound(self, tracks: Any, obs: Observations, t_ns: int, skip: set[int]) -> list[VisionEvent]:
-        """In-place entries for tracks inside the basket seen again after ``refound_gap_s`` unseen.
+        """In-place entries for tracks inside the basket that are seen again after
+        ``refound_gap_s`` unseen, or whose look changed to another SKU (for
+        ``_LOOK_CHANGE_FRAMES`` frames in a row).
 
         Their candidates are what the matched detection looks like now, not the track's long
-        SKU memory: when the tracker hands a new unit the track of an item it covered, only the
-        current look tells them apart."""
+        SKU memory: when the tracker hands a new product the track of one it covered or stood
+        beside, only the current look tells them apart."""
         from .track import ZONE_INSIDE
 
         gap = int(self.cfg.fusion.refound_gap_s * 1e9)
@@ -326,20 +337,43 @@ class Pipeline:
         for i, tid in enumerate(tracks.track_id.tolist()):
             last = self._last_seen.get(tid)
             self._last_seen[tid] = t_ns
-            if (gap > 0 and last is not None and t_ns - last >= gap and tid not in skip
-                    and tracks.class_id[i] == ITEM_CLASS and tracks.zone[i] == ZONE_INSIDE):
-                cands = self._look(obs, int(tracks.det_index[i]))
-                if not cands:
-                    cands = candidates_of(tracks.sku_ids[i], tracks.sku_prob[i], self.skus)
+            if tracks.class_id[i] != ITEM_CLASS or tid in skip:
+                continue
+            look = self._look(obs, int(tracks.det_index[i]))
+            changed = self._look_changed(tid, look)
+            if tracks.zone[i] != ZONE_INSIDE:
+                continue
+            if (gap > 0 and last is not None and t_ns - last >= gap) or changed:
+                cands = look or candidates_of(tracks.sku_ids[i], tracks.sku_prob[i], self.skus)
                 out.append(VisionEvent("entered", tid, t_ns, t_ns, cands, in_place=True))
         return out
 
+    def _look_changed(self, tid: int, look: tuple[tuple[str, float], ...]) -> bool:
+        """True once when a track's current top-1 look has differed from its reported one for
+        ``_LOOK_CHANGE_FRAMES`` frames in a row (with probability >= 0.5); the new look is then
+        the reported one."""
+        if not look or look[0][1] < 0.5:
+            return False
+        top = look[0][0]
+        reported, streak = self._looks.get(tid, (top, 0))
+        if top == reported:
+            self._looks[tid] = (reported, 0)
+            return False
+        streak += 1
+        if streak >= _LOOK_CHANGE_FRAMES:
+            self._looks[tid] = (top, 0)
+            return True
+        self._looks[tid] = (reported, streak)
+        return False
+
     def _vanished(self, tracks: Any, t_ns: int) -> list[VisionEvent]:
-        """In-place leaving events for booked items whose tracks were matched in the previous
-        frame and are not in this one: a removal under the hand shows only as this."""
+        """In-place leaving events for booked items whose tracks had been matched for
+        ``_STEADY_FRAMES`` frames in a row and are not in this one: a removal under the hand
+        shows only as this. (A track that flickers in and out is not reported each time.)"""
         now = set(tracks.track_id.tolist())
-        gone = (self._prev_matched & self.fusion.booked_track_ids()) - now
-        self._prev_matched = now
+        steady = {tid for tid, n in self._matched_run.items() if n >= _STEADY_FRAMES}
+        gone = (steady & self.fusion.booked_track_ids()) - now
+        self._matched_run = {tid: self._matched_run.get(tid, 0) + 1 for tid in now}
         return [VisionEvent("left", tid, t_ns, t_ns, (), in_place=True) for tid in sorted(gone)]
 
     def _look(self, obs: Observations, det: int) -> tuple[tuple[str, float], ...]:

@@ -499,7 +499,9 @@ class Fusion:
             return self.config.spurious_track_prior
         if v.ev.kind == LEFT:  # a booked item's track went unseen: usually a hand over it
             return self.config.reentry_spurious_prior
-        if v.candidates and v.candidates[0][0] in self._booked(v.ev.track_id):  # a booked item seen again, looking the same
+        if v.candidates and (v.candidates[0][0] in self._booked(v.ev.track_id) or v.candidates[0][0] in self.basket):
+            # Looks like a product already in the basket: most often that product seen again
+            # (under its own track or a duplicate one), sometimes a second unit of it.
             return self.config.reentry_spurious_prior
         return self.config.in_place_spurious_prior
 
