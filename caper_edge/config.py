@@ -496,6 +496,8 @@ class FusionConfig:
     refound_gap_s: float
     vision_floor: float
     weight_candidates: int
+    cop_std: float
+    floor_half_mm: tuple[float, ...]
     outlier_prior: float
     outlier_range_g: float
     mismatch_vision_min: float
@@ -524,6 +526,9 @@ class FusionConfig:
               f"an integer in 1..max_units ({self.max_units})")
         check(self.weight_candidates >= 0, "fusion.weight_candidates", self.weight_candidates, "an integer >= 0")
         check(self.outlier_range_g > 0.0, "fusion.outlier_range_g", self.outlier_range_g, "grams > 0")
+        check(self.cop_std >= 0.0, "fusion.cop_std", self.cop_std, "a fraction of the floor >= 0")
+        check(len(self.floor_half_mm) in (0, 2) and all(h > 0 for h in self.floor_half_mm), "fusion.floor_half_mm",
+              self.floor_half_mm, "[] or two positive half extents [x, y] in millimetres")
         check(self.track_identity_boost >= 1.0, "fusion.track_identity_boost", self.track_identity_boost,
               "a likelihood ratio >= 1")
 

@@ -242,6 +242,7 @@ class Pipeline:
         self._first_centre: dict[int, tuple[float, float]] = {}
         self._travel: dict[int, float] = {}
         self._last_seen: dict[int, int] = {}
+        self._floor: dict[int, tuple[float, float]] = {}  # last floor position of each track
         self._matched_run: dict[int, int] = {}   # consecutive frames each track was matched
         self._looks: dict[int, tuple[str, int]] = {}  # reported look SKU, frames it has differed
 
@@ -286,18 +287,20 @@ class Pipeline:
         tracks = self.tracker.update(obs.xyxy, obs.score, obs.class_id, embedding=obs.embedding, depth_m=depth,
                                      t_ns=frame.t_ns, sku_similarity=obs.sku_similarity)
         self._update_travel(tracks)
+        self._update_floor(tracks, depth, frame)
         pending = self.fusion.pending_track_ids()
         vis_events: list[VisionEvent] = []
         if tracks.transitions or pending:
             every = self.tracker.all_tracks()
             vis_events = vision_events_from_tracks(tracks, every, self.skus, self._travel,
-                                                   self.cfg.fusion.in_place_max_travel)
+                                                   self.cfg.fusion.in_place_max_travel, self._floor)
             if len(self._first_centre) > 4 * max(len(every), 16):  # forget tracks that are gone
                 alive = {int(t) for t in every.track_id}
                 self._first_centre = {k: v for k, v in self._first_centre.items() if k in alive}
                 self._travel = {k: v for k, v in self._travel.items() if k in alive}
                 self._last_seen = {k: v for k, v in self._last_seen.items() if k in alive}
                 self._looks = {k: v for k, v in self._looks.items() if k in alive}
+                self._floor = {k: v for k, v in self._floor.items() if k in alive}
         vis_events += self._refound(tracks, obs, frame.t_ns, {e.track_id for e in vis_events})
         vis_events += self._vanished(tracks, frame.t_ns)
         t2 = time.perf_counter()
@@ -309,7 +312,8 @@ class Pipeline:
             for tid in sorted(pending):
                 i = rows.get(tid)
                 if i is not None and every.t_last_ns[i] == frame.t_ns:  # refreshed in this frame
-                    out += self.fusion.update_candidates(tid, candidates_of(every.sku_ids[i], every.sku_prob[i], self.skus))
+                    out += self.fusion.update_candidates(tid, candidates_of(every.sku_ids[i], every.sku_prob[i], self.skus),
+                                                         self._floor.get(tid))
         out += self.fusion.tick(frame.t_ns)
         t3 = time.perf_counter()
         st["vision"] += t1 - t0
@@ -345,7 +349,7 @@ class Pipeline:
                 continue
             if (gap > 0 and last is not None and t_ns - last >= gap) or changed:
                 cands = look or candidates_of(tracks.sku_ids[i], tracks.sku_prob[i], self.skus)
-                out.append(VisionEvent("entered", tid, t_ns, t_ns, cands, in_place=True))
+                out.append(VisionEvent("entered", tid, t_ns, t_ns, cands, in_place=True, floor_uv=self._floor.get(tid)))
         return out
 
     def _look_changed(self, tid: int, look: tuple[tuple[str, float], ...]) -> bool:
@@ -374,7 +378,7 @@ class Pipeline:
         steady = {tid for tid, n in self._matched_run.items() if n >= _STEADY_FRAMES}
         gone = (steady & self.fusion.booked_track_ids()) - now
         self._matched_run = {tid: self._matched_run.get(tid, 0) + 1 for tid in now}
-        return [VisionEvent("left", tid, t_ns, t_ns, (), in_place=True) for tid in sorted(gone)]
+        return [VisionEvent("left", tid, t_ns, t_ns, (), in_place=True, floor_uv=self._floor.get(tid)) for tid in sorted(gone)]
 
     def _look(self, obs: Observations, det: int) -> tuple[tuple[str, float], ...]:
         """Top-k SKUs of one detection: the softmax of its gallery similarities at the tracker's
@@ -388,6 +392,27 @@ class Pipeline:
         p /= p.sum()
         top = np.argsort(-p, kind="stable")[: self.cfg.tracker.sku_top_k]
         return tuple((self.skus[j], float(p[j])) for j in top if p[j] > 0)
+
+    def _update_floor(self, tracks: Any, depth: np.ndarray | None, frame: Frame) -> None:
+        """Each matched item track's place on the normalised basket floor, from its box centre,
+        its detection's depth and the camera intrinsics (needs [fusion] floor_half_mm): the
+        frame of reference of the scale's centre of pressure (u left to right, v front (image
+        bottom) to rear)."""
+        half = self.cfg.fusion.floor_half_mm
+        cam = frame.camera
+        if not half or cam is None or depth is None:
+            return
+        for i, tid in enumerate(tracks.track_id.tolist()):
+            det = int(tracks.det_index[i])
+            if det < 0 or tracks.class_id[i] != ITEM_CLASS or not np.isfinite(depth[det]):
+                continue
+            x1, y1, x2, y2 = tracks.xyxy[i].tolist()
+            d_mm = float(depth[det]) * 1000.0
+            x_mm = (0.5 * (x1 + x2) - cam.cx) * d_mm / cam.fx
+            y_mm = (0.5 * (y1 + y2) - cam.cy) * d_mm / cam.fy
+            u = min(max((x_mm + half[0]) / (2 * half[0]), 0.0), 1.0)
+            v = min(max((half[1] - y_mm) / (2 * half[1]), 0.0), 1.0)
+            self._floor[tid] = (u, v)
 
     def _update_travel(self, tracks: Any) -> None:
         for tid, box in zip(tracks.track_id.tolist(), tracks.xyxy.tolist()):

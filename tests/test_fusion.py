@@ -463,3 +463,33 @@ def test_exchange_alarm_when_the_add_is_decided_after_the_removal(fusion):
     events = run(fusion, weighed(1.2, 690.3), weighed(2.3, -1240.4), jam)
     assert sorted(summary(events)) == [("item_added", "JAM", 1), ("item_removed", "OIL", 1), ("weight_mismatch", "JAM", 1)]
     assert fusion.basket.counts() == {"JAM": 1}
+
+
+# -- centre of pressure ---------------------------------------------------------------------------
+
+
+def test_explain_centre_of_pressure_by_hand():
+    # Two tracks' labels weigh the same (100 g, no noise); A lies at u = 0.2, B at u = 0.8, both
+    # at v = 0.5. The scale's centre of pressure is (0.25, 0.5) with sigma 0.3 per axis: the odds
+    # A : B are exp(-(0.05^2 - 0.55^2) / (2 * 0.09)) = exp(5/3).
+    levels = [[Option("A", 1, math.log(0.5), 100.0, 0.0, (0.2, 0.5)), Option("B", 1, math.log(0.5), 100.0, 0.0, (0.8, 0.5))]]
+    exps = explain(100.0, 1.0, levels=levels, pool=[], extra_log_prior=[0.0], relative_error=0.0, z_prune=6.0,
+                   outlier_log_prior=math.log(1e-12), outlier_range_g=1e4, cop=(0.25, 0.5), cop_std=0.3)
+    odds = math.exp(5 / 3)
+    assert exps[0].counts == (("A", 1),)
+    assert exps[0].prob == pytest.approx(odds / (1 + odds), rel=1e-6)
+    # Without the centre of pressure the two are even.
+    even = explain(100.0, 1.0, levels=levels, pool=[], extra_log_prior=[0.0], relative_error=0.0, z_prune=6.0,
+                   outlier_log_prior=math.log(1e-12), outlier_range_g=1e4)
+    assert even[0].prob == pytest.approx(0.5, rel=1e-6)
+
+
+def test_centre_of_pressure_names_the_track_that_brought_the_weight():
+    # Two jars look alike in two places; one was just put down (the scale's centre of pressure
+    # is where track 5 rests), the other is an older one seen again.
+    fusion = Fusion(CATALOG, default_fusion_config(cop_std=0.08))
+    near = VisionEvent("entered", 5, ns(2.0), ns(2.1), (("JAM", 0.9),), in_place=True, floor_uv=(0.2, 0.3))
+    far = VisionEvent("entered", 6, ns(1.9), ns(2.0), (("JAM", 0.9),), in_place=True, floor_uv=(0.8, 0.7))
+    change = WeightChange("settled", ns(1.2), ns(1.8), ns(2.0), 690.4, 0.5, cop=(0.22, 0.31))
+    events = run(fusion, near, far, change)
+    assert summary(events) == [("item_added", "JAM", 1)] and events[0].track_id == 5

@@ -119,6 +119,7 @@ class Fusion:
         # Tracks whose item fusion put into the basket (and has not taken out): their zone
         # flicker (a hand's shadow in the depth, an occlusion) must not read as new items.
         self._basket_version = 0
+        self._track_floor: dict[int, tuple[float, float]] = {}  # latest floor position of pending tracks
         self._tracks_in: set[int] = {u.track_id for line in self.basket for u in line.units if u.track_id is not None}
         # Recent committed adds and removals for the exchange alarm, and
         # recent unseen removals (t_settled_ns, counts) for put-backs.
@@ -233,11 +234,19 @@ class Fusion:
             return True
         return False
 
-    def update_candidates(self, track_id: int, candidates: Candidates) -> list[Event]:
-        """A sharper SKU posterior of a track whose transition is still undecided (the replay
-        loop passes them while the track is in :meth:`pending_track_ids`)."""
+    def update_candidates(self, track_id: int, candidates: Candidates,
+                          floor_uv: tuple[float, float] | None = None) -> list[Event]:
+        """A sharper SKU posterior (and the current floor position) of a track whose transition
+        is still undecided (the replay loop passes them while the track is in
+        :meth:`pending_track_ids`): where a product came to rest is what the centre of pressure
+        is compared with, not where it crossed the rim."""
         cands = self._known(candidates)
         touched = []
+        if floor_uv is not None:
+            pos = (round(floor_uv[0], 2), round(floor_uv[1], 2))
+            if self._track_floor.get(track_id) != pos:
+                self._track_floor[track_id] = pos
+                touched = [ep for ep in self._episodes if not ep.committed and any(v.ev.track_id == track_id for v in ep.vision)]
         # In-place entries keep the look they were seen with: the track's long SKU memory is what
         # misleads when a new unit inherits an old track.
         for v in self._pool:
@@ -313,6 +322,9 @@ class Fusion:
         self._recent_adds = [a for a in self._recent_adds if a[0] >= recent]
         self._recent_removals = [r for r in self._recent_removals if r[0] >= recent]
         self._unseen_removals = [r for r in self._unseen_removals if r[0] >= recent]
+        if len(self._track_floor) > 256:
+            pending = self.pending_track_ids()
+            self._track_floor = {k: v for k, v in self._track_floor.items() if k in pending}
         return out
 
     def _claim(self, ep: _Episode) -> None:
@@ -440,7 +452,8 @@ class Fusion:
     def _explain(self, ep: _Episode, use_vision: bool = True) -> list[Explanation]:
         """The explanations of the episode's change, cached until its inputs (the change, the
         tracks and their candidates, the basket) change: held episodes are re-decided every tick."""
-        key = (ep.weight, use_vision, tuple((v.ev, v.candidates) for v in ep.vision), self._basket_version)
+        key = (ep.weight, use_vision, tuple((v.ev, v.candidates, self._track_floor.get(v.ev.track_id)) for v in ep.vision),
+               self._basket_version)
         if ep.cache and ep.cache[0] == key:
             return ep.cache[1]
         exps = self._search(ep, use_vision)
@@ -467,7 +480,7 @@ class Fusion:
         return explain(w.delta_g, self._sigma(w), levels=levels, pool=pool, extra_log_prior=extra,
                        relative_error=cfg.relative_error, z_prune=cfg.z_prune,
                        outlier_log_prior=math.log(cfg.outlier_prior), outlier_range_g=cfg.outlier_range_g,
-                       available=available)
+                       available=available, cop=w.cop if tracks else None, cop_std=cfg.cop_std)
 
     def _vision_dist(self, cands: Candidates) -> dict[str, float]:
         """Top-k probabilities with the remaining mass spread over the rest of the catalogue,
@@ -520,8 +533,11 @@ class Fusion:
             p = self.catalog[sku]
             for n in range(1, cfg.max_qty_per_track + 1):
                 lp = math.log(1 - ps) + math.log(dist[sku]) + self._count_log_prior(n)
-                opts.append(Option(sku, n, lp, n * p.weight_g, n * p.weight_std_g ** 2))
+                opts.append(Option(sku, n, lp, n * p.weight_g, n * p.weight_std_g ** 2, self._floor_of(v)))
         return opts
+
+    def _floor_of(self, v: _Vision) -> tuple[float, float] | None:
+        return self._track_floor.get(v.ev.track_id, v.ev.floor_uv)
 
     def _weight_fits(self, target_g: float) -> list[str]:
         """The ``weight_candidates`` SKUs whose n units (n <= max_qty_per_track) come closest to
@@ -583,7 +599,7 @@ class Fusion:
                 continue
             for n in range(1, min(self.config.max_qty_per_track, self.basket.qty(sku)) + 1):
                 lp = math.log(1 - ps) + math.log(p_s) + self._count_log_prior(n)
-                opts.append(Option(sku, n, lp, n * p.weight_g, n * p.weight_std_g ** 2))
+                opts.append(Option(sku, n, lp, n * p.weight_g, n * p.weight_std_g ** 2, self._floor_of(v)))
         return opts
 
     # -- commits -------------------------------------------------------------------------------

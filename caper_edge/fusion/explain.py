@@ -9,7 +9,11 @@ unnormalised log posterior is
     mu  = sum of n * weight_g over the units
     s^2 = sigma_dW^2 + sum of n * weight_std_g^2 + (relative_error * mu)^2
 
-where sigma_dW is the weight event's standard error widened by the scale noise. A separate
+where sigma_dW is the weight event's standard error widened by the scale noise. When the change's
+centre of pressure (u, v on the normalised basket floor) is known, each explanation also
+predicts it -- the mass-weighted mean of its units' floor positions, units at unknown places
+(extra units, tracks without a position) counting as uniform over the floor -- and scores it
+with a normal of standard deviation ``cop_std`` per axis widened by that uncertainty. A separate
 *outlier* explanation ("no combination of catalogue units did this") has the flat density
 ``1 / outlier_range_g`` times ``outlier_prior``. Explanations that give the same multiset of
 units are merged (their probabilities add); the best-scoring assignment of tracks is kept so
@@ -48,6 +52,7 @@ class Option:
     log_prior: float
     mean_g: float
     var_g2: float
+    pos: tuple[float, float] | None = None   # the track's place on the normalised floor, if known
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,8 @@ class _Search:
     pool_means: list[float]
     extra_log_prior: Sequence[float]
     available: Mapping[str, int] | None
+    cop: tuple[float, float] | None = None
+    cop_var: float = 0.0
     out: dict[tuple, Explanation] = field(default_factory=dict)
     leaves: int = 0
 
@@ -118,7 +125,7 @@ class _Search:
                 continue
             if opt.sku is not None:
                 counts[opt.sku] = counts.get(opt.sku, 0) + opt.n
-            path.append((opt.sku, opt.n))
+            path.append(opt)
             self.tracks(level + 1, m2, v2, logp + opt.log_prior, counts, path)
             path.pop()
             if opt.sku is not None:
@@ -172,6 +179,8 @@ class _Search:
         self.leaves += 1
         v = self.var_of(mean, var)
         score = logp + log_normal(self.target, mean, v)
+        if self.cop is not None:
+            score += self._cop_log_likelihood(path, mean)
         key = tuple(sorted(counts.items()))
         ex = self.out.get(key)
         if ex is None:
@@ -181,8 +190,21 @@ class _Search:
             extras: dict[str, int] = {}
             for j in chosen:
                 extras[self.pool[j].sku] = extras.get(self.pool[j].sku, 0) + 1
-            ex.best_log, ex.tracks, ex.extras = score, tuple(path), tuple(sorted(extras.items()))
+            ex.best_log, ex.tracks, ex.extras = score, tuple((o.sku, o.n) for o in path), tuple(sorted(extras.items()))
             ex.mean_g, ex.z = mean, (self.target - mean) / math.sqrt(v)
+
+    def _cop_log_likelihood(self, path: list, mean: float) -> float:
+        """log N(cop; predicted, s^2) over both floor axes (see the module docstring)."""
+        known = [(o.mean_g, o.pos) for o in path if o.sku is not None and o.pos is not None]
+        m_known = sum(m for m, _ in known)
+        m_unknown = max(mean - m_known, 0.0)
+        total = max(mean, 1e-9)
+        var = self.cop_var + (m_unknown / total) ** 2 / 12.0  # a uniform position's variance is 1/12
+        out = 0.0
+        for axis in (0, 1):
+            mu = (sum(m * p[axis] for m, p in known) + 0.5 * m_unknown) / total
+            out += log_normal(self.cop[axis], mu, var)
+        return out
 
     def _room(self, counts: Mapping[str, int], sku: str, n: int) -> bool:
         if self.available is None:
@@ -221,6 +243,8 @@ def explain(
     outlier_log_prior: float,
     outlier_range_g: float,
     available: Mapping[str, int] | None = None,
+    cop: tuple[float, float] | None = None,
+    cop_std: float = 0.0,
 ) -> list[Explanation]:
     """All explanations of ``|delta_g|`` with their posterior ``prob``, best first; the outlier
     explanation is included (``outlier=True``, ``counts=()``).
@@ -229,6 +253,8 @@ def explain(
     pool : SKUs that may appear as extra units; ``extra_log_prior[e]`` is the log prior of e
         extra units (length = most extras + 1; ``-inf`` at 0 forces at least one).
     available : per SKU, the most units an explanation may use (removals: the basket); None: no limit.
+    cop, cop_std : the change's centre of pressure on the normalised floor and the standard
+        deviation of its prediction per axis; ``cop=None`` or ``cop_std=0`` leaves it out.
     """
     if not (sigma_g >= 0 and math.isfinite(sigma_g)):
         raise ValueError(f"sigma_g = {sigma_g!r}: expected a finite standard error >= 0 grams")
@@ -239,6 +265,7 @@ def explain(
         target=abs(delta_g), base_var=max(sigma_g * sigma_g, 1e-6), rel2=relative_error * relative_error,
         z_prune=z_prune, levels=levels, pool=pool, pool_means=[p.mean_g for p in pool],
         extra_log_prior=extra_log_prior, available=available,
+        cop=cop if cop is not None and cop_std > 0 else None, cop_var=cop_std * cop_std,
     )
     search.tracks(0, 0.0, 0.0, 0.0, {}, [])
     found = list(search.out.values())

@@ -36,6 +36,8 @@ class VisionEvent:
         basket (lifted out under the hand, or only covered by it). Weak evidence: it may pair
         with a weight change but never raises ``unconfirmed_item`` or ``weight_mismatch`` and is
         easily explained away as bringing (or taking) nothing.
+    floor_uv : where the item is on the normalised basket floor (u left to right, v front to
+        rear, as the scale's centre of pressure), or None when unknown.
     """
 
     kind: Literal["entered", "left"]
@@ -44,6 +46,7 @@ class VisionEvent:
     decided_t_ns: int
     candidates: Candidates = ()
     in_place: bool = False
+    floor_uv: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in (ENTERED, LEFT):
@@ -131,7 +134,8 @@ def candidates_of(sku_ids: Sequence[int], sku_prob: Sequence[float], skus: Seque
 
 
 def vision_events_from_tracks(tracks: Any, all_tracks: Any, skus: Sequence[str],
-                              travel: Mapping[int, float] | None = None, in_place_max_travel: float = 0.0) -> list[VisionEvent]:
+                              travel: Mapping[int, float] | None = None, in_place_max_travel: float = 0.0,
+                              floor: Mapping[int, tuple[float, float]] | None = None) -> list[VisionEvent]:
     """The entered/left transitions of one tracker update as :class:`VisionEvent` s.
 
     ``tracks`` is what ``Tracker.update`` returned (its ``transitions``); ``all_tracks`` is
@@ -139,7 +143,8 @@ def vision_events_from_tracks(tracks: Any, all_tracks: Any, skus: Sequence[str],
     frame's matched set is found there). ``expired_in_basket`` transitions are not events: an
     item that is no longer seen while in the basket is still in the basket. ``travel`` maps a
     track to how far (box diagonals) it has moved from where it was first seen; an entering track
-    that moved at most ``in_place_max_travel`` is ``in_place``.
+    that moved at most ``in_place_max_travel`` is ``in_place``. ``floor`` maps a track to its
+    last known floor position.
     """
     out = []
     if not tracks.transitions:
@@ -155,5 +160,6 @@ def vision_events_from_tracks(tracks: Any, all_tracks: Any, skus: Sequence[str],
         kind = ENTERED if tr.kind == "entered_basket" else LEFT
         moved = travel.get(int(tr.track_id), math.inf) if travel is not None else math.inf
         in_place = kind == ENTERED and moved <= in_place_max_travel
-        out.append(VisionEvent(kind, int(tr.track_id), int(tr.t_ns), int(tr.decided_t_ns), cands, in_place))
+        uv = floor.get(int(tr.track_id)) if floor is not None else None
+        out.append(VisionEvent(kind, int(tr.track_id), int(tr.t_ns), int(tr.decided_t_ns), cands, in_place, uv))
     return out
