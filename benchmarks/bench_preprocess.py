@@ -7,8 +7,9 @@ The OpenCV peer is cvtColor (when the input is not RGB) -> resize INTER_LINEAR -
 intermediates. Ours allocates its output like the peer does (passing ``out=`` measures the same
 here, because the allocator reuses the block).
 
-OpenCV 5's ``blobFromImage`` alone costs several milliseconds for a 640x640 frame, so the
-contract's chain flatters us. The "(vs cv2 + numpy)" cases use a stronger hand-tuned peer:
+The contract's chain ends in ``blobFromImage``, whose full-image float intermediates make it
+swing from under 1 ms to several ms when other processes compete for the caches. The
+"(vs cv2 + numpy)" cases add a hand-tuned peer that avoids it:
 the same OpenCV geometry (cvtColor, resize, copyMakeBorder) followed by one numpy
 ``multiply`` that writes the CHW float planes directly (a transposed view, no blob call).
 """
