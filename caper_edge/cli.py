@@ -1,8 +1,9 @@
 """``caper-edge`` command line.
 
 Each subcommand lives in ``caper_edge/commands/<name>.py`` and exposes ``add_arguments(parser)``
-and ``run(args) -> int``; modules are imported only when their command runs, so a missing
-optional dependency (pyrealsense2, tensorrt) affects only the commands that need it.
+and ``run(args) -> int``. Every command module is imported to build the parser, so command
+modules import their heavy or optional dependencies (pyrealsense2, tensorrt, rich, zmq) inside
+``run``: a missing optional package then affects only the commands that need it.
 """
 
 from __future__ import annotations
