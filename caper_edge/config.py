@@ -495,6 +495,7 @@ class FusionConfig:
     reentry_spurious_prior: float
     refound_gap_s: float
     vision_floor: float
+    vision_temperature: float
     weight_candidates: int
     cop_std: float
     floor_half_mm: tuple[float, ...]
@@ -526,6 +527,7 @@ class FusionConfig:
               f"an integer in 1..max_units ({self.max_units})")
         check(self.weight_candidates >= 0, "fusion.weight_candidates", self.weight_candidates, "an integer >= 0")
         check(self.outlier_range_g > 0.0, "fusion.outlier_range_g", self.outlier_range_g, "grams > 0")
+        check(self.vision_temperature >= 1.0, "fusion.vision_temperature", self.vision_temperature, "a temperature >= 1")
         check(self.cop_std >= 0.0, "fusion.cop_std", self.cop_std, "a fraction of the floor >= 0")
         check(len(self.floor_half_mm) in (0, 2) and all(h > 0 for h in self.floor_half_mm), "fusion.floor_half_mm",
               self.floor_half_mm, "[] or two positive half extents [x, y] in millimetres")

@@ -484,13 +484,20 @@ class Fusion:
 
     def _vision_dist(self, cands: Candidates) -> dict[str, float]:
         """Top-k probabilities with the remaining mass spread over the rest of the catalogue,
-        mixed with ``vision_floor`` of a uniform prior (confidently wrong vision stays correctable)."""
+        tempered by ``vision_temperature`` (p^(1/T), renormalised) and mixed with ``vision_floor``
+        of a uniform prior (confidently wrong vision stays correctable)."""
         n = len(self.catalog)
         phi = self.config.vision_floor
         top = dict(cands)
         residual = max(0.0, 1.0 - sum(top.values()))
         rest = residual / (n - len(top)) if n > len(top) else 0.0
-        return {p.sku: (1 - phi) * top.get(p.sku, rest) + phi / n for p in self.catalog}
+        dist = {p.sku: top.get(p.sku, rest) for p in self.catalog}
+        t = self.config.vision_temperature
+        if t != 1.0:
+            dist = {s: q ** (1.0 / t) for s, q in dist.items()}
+            total = sum(dist.values()) or 1.0
+            dist = {s: q / total for s, q in dist.items()}
+        return {s: (1 - phi) * q + phi / n for s, q in dist.items()}
 
     def _count_log_prior(self, n: int) -> float:
         r, k = self.config.multi_unit_prior, self.config.max_qty_per_track
