@@ -295,11 +295,22 @@ def test_timeout_commit_with_lower_confidence(fusion):
     assert events[0].extras["t_decided_ns"] >= ns(2.0 + fusion.config.decision_timeout_s)
 
 
-def test_late_vision_sharpens_a_held_decision(fusion):
+def test_late_vision_sharpens_a_held_decision():
+    fusion = Fusion(CATALOG, default_fusion_config(vision_temperature=1.0))
     events = run(fusion, seen(1, 1.0, ("RICE", 0.5), ("SUGAR", 0.48)), weighed(1.2, 511.0), until=2.3)
     assert events == []
     events = fusion.update_candidates(1, (("SUGAR", 0.97), ("RICE", 0.02)))
     assert summary(events) == [("item_added", "SUGAR", 1)] and events[0].confidence > 0.9
+
+
+def test_vision_temperature_tempers_the_odds():
+    # Rice and sugar fit 511 g equally; vision says 0.97 : 0.02. At temperature 3 the odds become
+    # 0.97^(1/3) : 0.02^(1/3) = 0.990 : 0.271, so the booked sugar's confidence is about
+    # 0.990 / 1.261 = 0.785 (below commit_posterior: it is booked at the timeout).
+    fusion = Fusion(CATALOG, default_fusion_config(vision_temperature=3.0))
+    events = run(fusion, seen(1, 1.0, ("SUGAR", 0.97), ("RICE", 0.02)), weighed(1.2, 511.0))
+    assert summary(events) == [("item_added", "SUGAR", 1)]
+    assert events[0].confidence == pytest.approx(0.99 / (0.99 + 0.2714), abs=0.02)
 
 
 def test_provisional_opens_the_episode_and_settled_commits(fusion):

@@ -483,21 +483,20 @@ class Fusion:
                        available=available, cop=w.cop if tracks else None, cop_std=cfg.cop_std)
 
     def _vision_dist(self, cands: Candidates) -> dict[str, float]:
-        """Top-k probabilities with the remaining mass spread over the rest of the catalogue,
-        tempered by ``vision_temperature`` (p^(1/T), renormalised) and mixed with ``vision_floor``
-        of a uniform prior (confidently wrong vision stays correctable)."""
+        """Top-k probabilities -- their odds tempered by ``vision_temperature`` (p^(1/T), keeping
+        their total) -- with the remaining mass spread over the rest of the catalogue, mixed with
+        ``vision_floor`` of a uniform prior (confidently wrong vision stays correctable)."""
         n = len(self.catalog)
         phi = self.config.vision_floor
         top = dict(cands)
-        residual = max(0.0, 1.0 - sum(top.values()))
-        rest = residual / (n - len(top)) if n > len(top) else 0.0
-        dist = {p.sku: top.get(p.sku, rest) for p in self.catalog}
+        mass = sum(top.values())
         t = self.config.vision_temperature
-        if t != 1.0:
-            dist = {s: q ** (1.0 / t) for s, q in dist.items()}
-            total = sum(dist.values()) or 1.0
-            dist = {s: q / total for s, q in dist.items()}
-        return {s: (1 - phi) * q + phi / n for s, q in dist.items()}
+        if t != 1.0 and len(top) > 1:
+            tempered = {s: q ** (1.0 / t) for s, q in top.items()}
+            scale = mass / (sum(tempered.values()) or 1.0)
+            top = {s: q * scale for s, q in tempered.items()}
+        rest = max(0.0, 1.0 - mass) / (n - len(top)) if n > len(top) else 0.0
+        return {p.sku: (1 - phi) * top.get(p.sku, rest) + phi / n for p in self.catalog}
 
     def _count_log_prior(self, n: int) -> float:
         r, k = self.config.multi_unit_prior, self.config.max_qty_per_track
