@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from caper_edge.evaluation.metrics import box_iou  # the one pairwise IoU; re-exported here
+
 __all__ = ["ImageDetections", "average_precision", "box_iou", "detection_map", "topk_accuracy"]
 
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.96, 0.05), 2)
@@ -30,18 +32,6 @@ class ImageDetections:
     gt_xyxy: np.ndarray
     gt_class: np.ndarray
 
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, 4) x (m, 4) xyxy -> (n, m) IoU."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def average_precision(tp: np.ndarray, scores: np.ndarray, n_gt: int) -> float:

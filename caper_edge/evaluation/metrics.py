@@ -311,17 +311,20 @@ def reliability(confidence: Sequence[float], correct: Sequence[bool], bins: int 
 # ---------------------------------------------------------------------------------------------
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    a = a.astype(np.float64)[:, None, :]
-    b = b.astype(np.float64)[None, :, :]
-    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = iw * ih
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    return inter / np.maximum(area_a + area_b - inter, 1e-12)
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, 4) x (m, 4) xyxy boxes -> (n, m) IoU in float64; empty or degenerate pairs give 0.
+
+    The one pairwise IoU shared by the evaluation, the tracker evaluation and models/.
+    """
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def _dense_ids(per_frame: list[np.ndarray]) -> list[np.ndarray]:
@@ -345,7 +348,7 @@ def tracking_metrics(gt_frames: Sequence[tuple[Any, Any]], trk_frames: Sequence[
         return None
     if not any(len(ids) for ids, _ in gt_frames):
         return None
-    sims = [_iou(np.asarray(gb, np.float64).reshape(-1, 4), np.asarray(tb, np.float64).reshape(-1, 4))
+    sims = [box_iou(gb, tb)
             for (_, gb), (_, tb) in zip(gt_frames, trk_frames)]
     g = _dense_ids([ids for ids, _ in gt_frames])
     t = _dense_ids([ids for ids, _ in trk_frames])

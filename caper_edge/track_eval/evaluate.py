@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..evaluation.metrics import box_iou
 from ..track import Tracker
 from .sequences import ITEM, Frame, Sequence
 
@@ -113,18 +114,6 @@ def peer_factories(**overrides: Any) -> dict[str, Callable[[Sequence], StepFn]]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    a = a.astype(np.float64)[:, None, :]
-    b = b.astype(np.float64)[None, :, :]
-    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = iw * ih
-    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
-    return inter / np.maximum(area(a) + area(b) - inter, 1e-12)
-
-
 def _remap(per_frame: list[np.ndarray]) -> list[np.ndarray]:
     """IDs to 0..K-1 over the whole sequence (what trackers.eval expects)."""
     uniq = np.unique(np.concatenate(per_frame)) if per_frame else np.zeros(0, np.int64)
@@ -132,7 +121,7 @@ def _remap(per_frame: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _matched_ids(gt_box: np.ndarray, trk_ids: np.ndarray, trk_boxes: np.ndarray) -> int | None:
-    iou = _box_iou(gt_box[None], trk_boxes)[0]
+    iou = box_iou(gt_box[None], trk_boxes)[0]
     if iou.size == 0 or iou.max() < 0.5:
         return None
     return int(trk_ids[int(iou.argmax())])
@@ -165,7 +154,7 @@ def track_to_ground_truth(seq: Sequence, outputs: list[Output]) -> dict[int, int
         items = np.flatnonzero(f.gt_class == ITEM)
         if not len(ids) or not len(items):
             continue
-        iou = _box_iou(f.gt_xyxy[items], boxes)
+        iou = box_iou(f.gt_xyxy[items], boxes)
         for t in range(len(ids)):
             g = int(iou[:, t].argmax())
             if iou[g, t] >= 0.5:
@@ -205,7 +194,7 @@ def score_sequence(seq: Sequence, outputs: list[Output]) -> dict[str, Any]:
         items = f.gt_class == ITEM
         gt_ids.append(f.gt_id[items])
         trk_ids.append(np.asarray(ids, np.int64))
-        sims.append(_box_iou(f.gt_xyxy[items], boxes))
+        sims.append(box_iou(f.gt_xyxy[items], boxes))
     gt_ids, trk_ids = _remap(gt_ids), _remap(trk_ids)
     return {
         "HOTA": compute_hota_metrics(gt_ids, trk_ids, sims),
