@@ -10,17 +10,16 @@ per-epoch losses, wall time). CPU only; keep --threads at 1-2 on a shared machin
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .data import augment_detection, load_detection_set
+from .data import augment_detection, image_files, label_file, load_detection_set
 from .detector import TinyDetector, anchor_points, detection_loss
 from .export import export_detector
+from .trainloop import TrainLoop, write_report
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -30,6 +29,10 @@ def train(args: argparse.Namespace) -> dict:
     t0 = time.monotonic()
     images, targets = load_detection_set(args.data, args.size, args.limit)
     print(f"loaded {len(images)} frames from {args.data} in {time.monotonic() - t0:.0f} s", flush=True)
+    weights = frame_weights(args.data, args.limit, args.edge_weight)
+    if args.edge_weight != 1.0:
+        print(f"{int(np.sum(weights != 1.0))} frames with an item cut by the image edge drawn {args.edge_weight}x as often",
+              flush=True)
     model = TinyDetector(num_classes=2)
     if args.init:
         model.load_state_dict(torch.load(args.init))
@@ -37,27 +40,9 @@ def train(args: argparse.Namespace) -> dict:
     points, strides = anchor_points(args.size, args.size)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
     steps_per_epoch = max(1, len(images) // args.batch)
-    total = args.epochs * steps_per_epoch
-    warmup = min(200, total // 10)
-    start = time.monotonic()
-    budget_s = args.time_budget_min * 60 if args.time_budget_min else None
-
-    def lr_at(step: int) -> float:
-        # Linear warm-up, then cosine decay over the steps or, with a time budget, over whichever
-        # runs out first, so that a run stopped by the budget still ends at a low learning rate.
-        if step < warmup:
-            return args.lr * (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        if budget_s:
-            progress = max(progress, (time.monotonic() - start) / budget_s)
-        return args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
-
-    global_step = 0
-    frozen = False
-
-    def progress() -> float:
-        p = global_step / max(1, total)
-        return max(p, (time.monotonic() - start) / budget_s) if budget_s else p
+    loop = TrainLoop(opt, args.lr, args.epochs, steps_per_epoch, warmup=min(200, args.epochs * steps_per_epoch // 10),
+                     time_budget_min=args.time_budget_min, clip_norm=10.0, log_every=25)
+    state = {"frozen": False, "order": None}
 
     def augmented_batch(idx) -> tuple[torch.Tensor, list[torch.Tensor]]:
         batch, tgts = [], []
@@ -66,62 +51,57 @@ def train(args: argparse.Namespace) -> dict:
             batch.append(img)
             tgts.append(torch.from_numpy(t))
         return torch.from_numpy(np.stack(batch).transpose(0, 3, 1, 2).copy()).float().div_(255.0), tgts
-    history = []
-    for epoch in range(args.epochs):
+
+    def epoch_start(epoch: int) -> None:
         model.train()
-        set_bn_frozen(model, frozen)
-        order = rng.permutation(len(images))
-        sums = {"loss": 0.0, "cls": 0.0, "box": 0.0}
-        done = 0
-        for step in range(steps_per_epoch):
-            if budget_s and time.monotonic() - start > budget_s:
-                break  # the budget ends the run mid-epoch; the learning rate is already at its floor
-            if not frozen and progress() >= args.freeze_bn_at:
-                # The deployed network normalises with running statistics; train the last part
-                # that way too (after re-estimating them), so eval-mode outputs are what was trained.
-                recalibrate_bn(model, [augmented_batch(rng.choice(len(images), args.batch))[0] for _ in range(args.bn_batches)])
-                set_bn_frozen(model, True)
-                frozen = True
-                print(f"  BatchNorm statistics re-estimated and frozen at step {global_step}", flush=True)
-            idx = order[step * args.batch : (step + 1) * args.batch]
-            x, tgts = augmented_batch(idx)
-            ltrb, logits = model(x)
-            loss, parts = detection_loss(ltrb, logits, tgts, points, strides)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            for group in opt.param_groups:
-                group["lr"] = lr_at(global_step)
-            opt.step()
-            global_step += 1
-            sums["loss"] += float(loss.detach())
-            sums["cls"] += parts["cls"]
-            sums["box"] += parts["box"]
-            done += 1
-            if done % 25 == 0:
-                print(f"  step {done}/{steps_per_epoch} loss {sums['loss'] / done:.3f} lr {lr_at(global_step):.2e} "
-                      f"{time.monotonic() - start:.0f} s", flush=True)
-        if done == 0:
-            break
-        row = {"epoch": epoch + 1, "steps": done, **{k: v / done for k, v in sums.items()},
-               "elapsed_s": round(time.monotonic() - start, 1)}
-        history.append(row)
-        print(json.dumps(row), flush=True)
-        if budget_s and time.monotonic() - start > budget_s:
-            print(f"time budget of {args.time_budget_min} min reached after epoch {epoch + 1}", flush=True)
-            break
-    train_s = time.monotonic() - start
+        set_bn_frozen(model, state["frozen"])
+        # An epoch draws as many frames as the set holds, without replacement while the weights allow.
+        p = weights / weights.sum()
+        state["order"] = rng.choice(len(images), size=steps_per_epoch * args.batch, replace=bool(np.any(weights != 1.0)), p=p)
+
+    def step(epoch: int, i: int):
+        if not state["frozen"] and loop.progress() >= args.freeze_bn_at:
+            # The deployed network normalises with running statistics; train the last part
+            # that way too (after re-estimating them), so eval-mode outputs are what was trained.
+            recalibrate_bn(model, [augmented_batch(rng.choice(len(images), args.batch))[0] for _ in range(args.bn_batches)])
+            set_bn_frozen(model, True)
+            state["frozen"] = True
+            print(f"  BatchNorm statistics re-estimated and frozen at step {loop.global_step}", flush=True)
+        x, tgts = augmented_batch(state["order"][i * args.batch : (i + 1) * args.batch])
+        ltrb, logits = model(x)
+        loss, parts = detection_loss(ltrb, logits, tgts, points, strides)
+        return loss, {"cls": parts["cls"], "box": parts["box"]}
+
+    loop.run(step, epoch_start)
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), args.out / "detector.pt")
     onnx_path = export_detector(model, args.out / "detector.onnx", args.size)
-    report = {
-        "command": "python -m models.train_detector " + " ".join(args.argv),
-        "data": str(args.data), "seed": args.seed, "frames": len(images), "epochs_run": len(history),
-        "train_seconds": round(train_s, 1), "threads": args.threads, "torch": torch.__version__,
-        "onnx": str(onnx_path), "onnx_bytes": onnx_path.stat().st_size, "history": history, "bn_frozen": frozen,
-    }
-    (args.out / "train.json").write_text(json.dumps(report, indent=1))
-    return report
+    return write_report(args.out, "train_detector", args.argv, onnx_path, loop, args.threads, data=str(args.data),
+                        seed=args.seed, frames=len(images), edge_weight=args.edge_weight, bn_frozen=state["frozen"])
+
+
+def frame_weights(root: Path, limit: int | None, edge_weight: float, margin: float = 0.004) -> np.ndarray:
+    """Sampling weight per frame of ``root`` (the order of ``load_detection_set``): ``edge_weight``
+    for frames with an item box (class 0) that touches the image edge -- in the cart's view, a
+    product carried in or out over the rim, cut by the frame and seen for only a few frames -- and
+    1 for the rest. Read from the YOLO labels (normalised; ``margin`` in image fractions)."""
+    if edge_weight <= 0:
+        raise ValueError(f"edge_weight must be > 0, got {edge_weight}")
+    files = image_files(root)[:limit]
+    w = np.ones(len(files))
+    for i, path in enumerate(files):
+        lf = label_file(root, path)
+        if not lf.exists():
+            continue
+        for line in lf.read_text().split("\n"):
+            if not line.strip():
+                continue
+            c, cx, cy, bw, bh = (float(v) for v in line.split()[:5])
+            if int(c) == 0 and (cx - bw / 2 <= margin or cy - bh / 2 <= margin
+                                or cx + bw / 2 >= 1 - margin or cy + bh / 2 >= 1 - margin):
+                w[i] = edge_weight
+                break
+    return w
 
 
 def set_bn_frozen(model: torch.nn.Module, frozen: bool) -> None:
@@ -160,6 +140,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--bn-batches", type=int, default=20, help="batches used to re-estimate BatchNorm statistics")
     ap.add_argument("--init", type=Path, help="start from these weights (detector.pt of an earlier run)")
     ap.add_argument("--time-budget-min", type=float, help="stop after the epoch that passes this many minutes")
+    ap.add_argument("--edge-weight", type=float, default=1.0,
+                    help="sampling weight of frames with an item cut by the image edge (carried over the rim); 1 = uniform")
     import sys
 
     args = ap.parse_args(argv)

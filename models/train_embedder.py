@@ -11,10 +11,7 @@ evaluation enrolls them afterwards to show that new SKUs need no retraining, and
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +20,7 @@ import torch
 from .data import augment_crop, crop_batch, load_crops
 from .embedder import CROP_SIZE, ArcMarginHead, EmbeddingNet
 from .export import export_embedder
+from .trainloop import TrainLoop, write_report
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -53,59 +51,22 @@ def train(args: argparse.Namespace) -> dict:
     params = list(model.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=5e-4)
     steps_per_epoch = max(1, len(crops) // (args.p * args.k))
-    total = args.epochs * steps_per_epoch
-    history, start = [], time.monotonic()
-    budget_s = args.time_budget_min * 60 if args.time_budget_min else None
+    loop = TrainLoop(opt, args.lr, args.epochs, steps_per_epoch, warmup=100, time_budget_min=args.time_budget_min)
 
-    def lr_at(step: int) -> float:
-        # Warm-up, then cosine over the steps or the time budget, whichever runs out first.
-        progress = step / total
-        if budget_s:
-            progress = max(progress, (time.monotonic() - start) / budget_s)
-        return args.lr * min(1.0, (step + 1) / 100) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+    def step(epoch: int, i: int):
+        # P SKUs x K views: every batch holds positives for every anchor.
+        chosen = rng.choice(len(skus), size=min(args.p, len(skus)), replace=False)
+        idx = [int(rng.choice(by_sku[skus[c]])) for c in chosen for _ in range(args.k)]
+        x = torch.from_numpy(crop_batch([augment_crop(crops[i], rng) for i in idx], CROP_SIZE))
+        y = torch.from_numpy(y_all[idx])
+        return head(model(x), y), {}
 
-    global_step = 0
-    for epoch in range(args.epochs):
-        model.train()
-        loss_sum = 0.0
-        done = 0
-        for _ in range(steps_per_epoch):
-            if budget_s and time.monotonic() - start > budget_s:
-                break
-            # P SKUs x K views: every batch holds positives for every anchor.
-            chosen = rng.choice(len(skus), size=min(args.p, len(skus)), replace=False)
-            idx = [int(rng.choice(by_sku[skus[c]])) for c in chosen for _ in range(args.k)]
-            x = torch.from_numpy(crop_batch([augment_crop(crops[i], rng) for i in idx], CROP_SIZE))
-            y = torch.from_numpy(y_all[idx])
-            loss = head(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            for group in opt.param_groups:
-                group["lr"] = lr_at(global_step)
-            opt.step()
-            global_step += 1
-            loss_sum += float(loss.detach())
-            done += 1
-        if done == 0:
-            break
-        row = {"epoch": epoch + 1, "steps": done, "loss": loss_sum / done, "elapsed_s": round(time.monotonic() - start, 1)}
-        history.append(row)
-        print(json.dumps(row), flush=True)
-        if budget_s and time.monotonic() - start > budget_s:
-            print(f"time budget of {args.time_budget_min} min reached after epoch {epoch + 1}", flush=True)
-            break
-    train_s = time.monotonic() - start
+    loop.run(step, lambda epoch: model.train(), params)
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), args.out / "embedder.pt")
     onnx_path = export_embedder(model, args.out / "embedder.onnx", CROP_SIZE)
-    report = {
-        "command": "python -m models.train_embedder " + " ".join(args.argv),
-        "data": str(args.data), "seed": args.seed, "crops": len(crops), "train_skus": skus, "holdout_skus": sorted(holdout),
-        "epochs_run": len(history), "train_seconds": round(train_s, 1), "threads": args.threads, "torch": torch.__version__,
-        "onnx": str(onnx_path), "onnx_bytes": onnx_path.stat().st_size, "history": history,
-    }
-    (args.out / "train.json").write_text(json.dumps(report, indent=1))
-    return report
+    return write_report(args.out, "train_embedder", args.argv, onnx_path, loop, args.threads, data=str(args.data),
+                        seed=args.seed, crops=len(crops), train_skus=skus, holdout_skus=sorted(holdout))
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

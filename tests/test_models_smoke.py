@@ -139,6 +139,21 @@ def test_quantization_gate_accepts_faithful_and_rejects_damaged_model(tmp_path, 
     assert list(tmp_path.glob("tmp*.onnx")) == []
 
 
+def test_release_gate_keeps_the_incumbent_unless_the_candidate_measures_better():
+    from models.release import measures_better
+
+    inc = {"top1_no_lookalike": 0.883, "top3": 0.908}
+    # Strictly better primary, secondary within half a point: replace.
+    assert measures_better({"top1_no_lookalike": 0.90, "top3": 0.904}, inc, "top1_no_lookalike", "top3")[0]
+    # Equal primary is not better.
+    assert not measures_better({"top1_no_lookalike": 0.883, "top3": 0.95}, inc, "top1_no_lookalike", "top3")[0]
+    # Better primary bought with more than half a point of the secondary: keep the incumbent.
+    ok, why = measures_better({"top1_no_lookalike": 0.95, "top3": 0.902}, inc, "top1_no_lookalike", "top3")
+    assert not ok and "top3" in why
+    # No incumbent (first release): take the candidate.
+    assert measures_better({"top1_no_lookalike": 0.1, "top3": 0.1}, None, "top1_no_lookalike", "top3") == (True, "no incumbent")
+
+
 # ---------------------------------------------------------------------------------------------
 # Committed models, through the runtime
 # ---------------------------------------------------------------------------------------------
@@ -279,6 +294,35 @@ def test_few_step_training_reduces_loss_and_scripts_run(tmp_path):
     emb = Embedder(OnnxRuntimeEngine(tmp_path / "emb" / "embedder.onnx")).embed([np.zeros((30, 20, 3), np.uint8)] * 3)
     assert emb.shape == (3, 128)
     assert torch.get_num_threads() >= 1
+
+
+def test_shared_training_loop_schedule_hand_computed():
+    pytest.importorskip("torch")
+    from models.trainloop import LR_FLOOR, lr_factor
+
+    assert lr_factor(0, 100, 10) == pytest.approx(0.1)                     # warm-up 1/10, cosine at 1
+    assert lr_factor(50, 100, 0) == pytest.approx(LR_FLOOR + (1 - LR_FLOOR) * 0.5)
+    assert lr_factor(10, 100, 0, time_progress=1.0) == pytest.approx(LR_FLOOR)   # budget spent first
+    assert lr_factor(100, 100, 10) == pytest.approx(LR_FLOOR)
+    with pytest.raises(ValueError, match="total"):
+        lr_factor(0, 0, 0)
+
+
+def test_detector_edge_frames_are_weighted(tmp_path):
+    pytest.importorskip("torch")
+    from models.train_detector import frame_weights
+
+    for name, rows in (("a", ["0 0.5 0.5 0.2 0.2"]),            # item in the middle
+                       ("b", ["1 0.05 0.5 0.1 0.2"]),           # a hand cut by the edge: not an item
+                       ("c", ["0 0.5 0.5 0.2 0.2", "0 0.95 0.5 0.1 0.2"]),  # an item cut by the right edge
+                       ("d", ["0 0.5 0.1 0.2 0.2"])):           # an item cut by the top edge
+        (tmp_path / "images").mkdir(exist_ok=True)
+        (tmp_path / "labels").mkdir(exist_ok=True)
+        (tmp_path / "images" / f"{name}.png").write_bytes(b"")
+        (tmp_path / "labels" / f"{name}.txt").write_text("\n".join(rows) + "\n")
+    assert frame_weights(tmp_path, None, 3.0).tolist() == [1.0, 1.0, 3.0, 3.0]
+    with pytest.raises(ValueError, match="edge_weight"):
+        frame_weights(tmp_path, None, 0.0)
 
 
 def test_arcface_head_loss_falls_when_embeddings_align():
