@@ -16,6 +16,7 @@ from .errors import CaperError
 
 # name -> (module under caper_edge.commands, one-line help). Keep sorted by workflow.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "the whole cart on a simulated session: live basket, receipt, accuracy vs ground truth"),
     "sim": ("sim", "simulate a cart session into a sensor bag (or --dataset: training images and labels)"),
     "bag": ("bag", "inspect sensor bags: bag info BAG"),
     "replay": ("replay", "replay a sensor bag through the pipeline; events to JSONL (and ZeroMQ)"),

@@ -536,6 +536,40 @@ class FusionConfig:
 
 
 @dataclass(frozen=True)
+class PipelineConfig:
+    """Where the running cart's frames and scale samples come from, and its queues (docs/pipeline.md)."""
+
+    source: str
+    bag: str
+    loop: bool
+    sim_scenario: str
+    sim_seed: int
+    speed: str
+    scale: str
+    drop_frames: str
+    frame_queue: int
+    result_queue: int
+    health_window: int
+
+    def __post_init__(self) -> None:
+        check(self.source in ("realsense", "bag", "sim"), "pipeline.source", self.source, "'realsense', 'bag' or 'sim'")
+        check(self.source != "bag" or bool(self.bag), "pipeline.bag", self.bag, "a bag path when pipeline.source = 'bag'")
+        check(self.scale in ("auto", "serial", "source", "none"), "pipeline.scale", self.scale,
+              "'auto', 'serial', 'source' or 'none'")
+        check(self.drop_frames in ("auto", "newest", "never"), "pipeline.drop_frames", self.drop_frames,
+              "'auto', 'newest' or 'never'")
+        check(self.sim_seed >= 0, "pipeline.sim_seed", self.sim_seed, "an integer >= 0")
+        if self.speed not in ("realtime", "max"):
+            try:
+                factor = float(self.speed)
+            except ValueError:
+                factor = 0.0
+            check(0 < factor < float("inf"), "pipeline.speed", self.speed, "'realtime', 'max' or a positive factor such as '2'")
+        for key in ("frame_queue", "result_queue", "health_window"):
+            check(getattr(self, key) >= 1, f"pipeline.{key}", getattr(self, key), "an integer >= 1")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration; one attribute per TOML section."""
 
@@ -553,6 +587,7 @@ class Config:
     log: LogConfig
     tracker: TrackerConfig
     fusion: FusionConfig
+    pipeline: PipelineConfig
 
 
 # ---------------------------------------------------------------------------------------------
@@ -566,11 +601,22 @@ def default_table() -> dict[str, Any]:
     return tomllib.loads(text)
 
 
+def profiles() -> dict[str, Path]:
+    """Packaged partial configs by name (``caper_edge/profiles/<name>.toml``): ``sim-cart``, the
+    simulator's cart (camera height, basket depth range, floor size), used by the demo."""
+    root = resources.files("caper_edge").joinpath("profiles")
+    return {Path(str(p)).stem: Path(str(p)) for p in root.iterdir() if str(p).endswith(".toml")}
+
+
 def load(path: str | os.PathLike[str] | None = None, *, environ: dict[str, str] | None = None) -> Config:
-    """Load the defaults, then ``path`` (partial, key by key), then environment overrides."""
+    """Load the defaults, then ``path`` (partial, key by key; a file, or the name of a packaged
+    profile such as ``sim-cart`` when no such file exists), then environment overrides."""
     table = default_table()
     if path is not None:
-        merge(table, read_toml(Path(path)), origin=str(path))
+        file = Path(path)
+        if not file.exists() and str(path) in profiles():
+            file = profiles()[str(path)]
+        merge(table, read_toml(file), origin=str(path))
     merge(table, env_overrides(os.environ if environ is None else environ), origin="environment")
     return from_table(Config, table)
 

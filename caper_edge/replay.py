@@ -33,7 +33,8 @@ from .events import Event
 from .fusion import Fusion, VisionEvent, candidates_of, vision_events_from_tracks
 from .sources.messages import Frame, GroundTruthEvent, ScaleLine
 
-__all__ = ["FrameTracks", "ModelVision", "Observations", "OracleVision", "Pipeline", "load_catalog", "open_model_vision"]
+__all__ = ["ABLATIONS", "FrameTracks", "ModelVision", "Observations", "OracleVision", "Pipeline", "load_catalog", "open_model_vision",
+           "open_vision"]
 
 ITEM_CLASS, HAND_CLASS = 0, 1
 _ORACLE_MIN_VISIBLE = 0.35   # what a detector can see (the tracker evaluation's threshold too)
@@ -184,6 +185,24 @@ def open_model_vision(cfg: Config) -> ModelVision:
     return ModelVision(cfg, detector, embedder, gallery)
 
 
+#: ``--ablation`` choices of ``caper-edge replay`` / ``eval`` / ``demo`` -> fusion modes.
+ABLATIONS = {"vision-only": "vision_only", "weight-only": "weight_only"}
+
+
+def open_vision(kind: str, cfg: Config, bag: Any = None) -> ModelVision | OracleVision:
+    """``"models"`` (the product path) or ``"oracle"`` (DIAGNOSTIC: needs ``bag``'s /catalog)."""
+    if kind == "models":
+        return open_model_vision(cfg)
+    if kind != "oracle":
+        raise InputError(f"vision = {kind!r}: expected 'models' or 'oracle'")
+    from .sources import BagSource
+
+    with BagSource(bag) as src:
+        if src.catalog is None:
+            raise InputError(f"--vision oracle needs the bag's /catalog topic; {bag} has none")
+        return OracleVision(Catalog.from_json(src.catalog, what=f"{bag} /catalog"))
+
+
 def load_catalog(bag_catalog: Any, vision: Any) -> Catalog:
     """The bag's ``/catalog`` when it has one, else the gallery's catalogue rows."""
     if bag_catalog is not None:
@@ -270,19 +289,34 @@ class Pipeline:
     # -- frames ------------------------------------------------------------------------------
 
     def _frame(self, frame: Frame) -> list[Event]:
+        t0 = time.perf_counter()
+        seen = self.observe(frame)
+        self.stats.stage_s["vision"] += time.perf_counter() - t0
+        return self.track(frame, seen)
+
+    def observe(self, frame: Frame) -> tuple[Observations, np.ndarray | None] | None:
+        """The vision half of a frame: detections, appearance and depth per box (None when
+        vision is off). Touches no tracker or fusion state, so the runtime runs it on another
+        thread, one frame ahead of :meth:`track`."""
         from .preprocess import median_depth
 
-        st = self.stats.stage_s
         if self.fusion.mode == "weight_only":  # vision off: no detector, no tracker
-            self.stats.frames += 1
-            out = self.fusion.tick(frame.t_ns)
-            self.stats.events += len(out)
-            return out
-        t0 = time.perf_counter()
+            return None
         obs = self.vision(frame)
         depth = None
         if frame.depth is not None and len(obs.xyxy):
             depth = np.asarray(median_depth(frame.depth, obs.xyxy, 0.001, 0.5), np.float32).reshape(-1)
+        return obs, depth
+
+    def track(self, frame: Frame, seen: tuple[Observations, np.ndarray | None] | None) -> list[Event]:
+        """The rest of a frame, given :meth:`observe`'s result: tracker, zone transitions, fusion."""
+        st = self.stats.stage_s
+        if seen is None:
+            self.stats.frames += 1
+            out = self.fusion.tick(frame.t_ns)
+            self.stats.events += len(out)
+            return out
+        obs, depth = seen
         t1 = time.perf_counter()
         tracks = self.tracker.update(obs.xyxy, obs.score, obs.class_id, embedding=obs.embedding, depth_m=depth,
                                      t_ns=frame.t_ns, sku_similarity=obs.sku_similarity)
@@ -316,7 +350,6 @@ class Pipeline:
                                                          self._floor.get(tid))
         out += self.fusion.tick(frame.t_ns)
         t3 = time.perf_counter()
-        st["vision"] += t1 - t0
         st["tracker"] += t2 - t1
         st["fusion"] += t3 - t2
         self.stats.frames += 1
@@ -449,6 +482,25 @@ class Pipeline:
                     self.last_weight_g = w.level_g
                 out += self.fusion.on_weight(w)
             out += self.fusion.tick(t)
+        self.stats.stage_s["scale"] += time.perf_counter() - t0
+        self.stats.events += len(out)
+        return out
+
+
+    def feed_sample(self, sample: Any) -> list[Event]:
+        """One calibrated sample from a live :class:`~caper_edge.scale.ScaleReader` (decoded,
+        clock-mapped and calibrated on the reader's thread): weight events, then fusion."""
+        t0 = time.perf_counter()
+        out: list[Event] = []
+        t = max(int(sample.t_ns), self._last_scale_t + 1)  # the detector needs strictly increasing times
+        self._last_scale_t = t
+        self.stats.scale_samples += 1
+        for w in self.weights.push_cells(t, list(sample.cells), sample.flags):
+            self.stats.weight_events += 1
+            if w.kind == "settled":
+                self.last_weight_g = w.level_g
+            out += self.fusion.on_weight(w)
+        out += self.fusion.tick(t)
         self.stats.stage_s["scale"] += time.perf_counter() - t0
         self.stats.events += len(out)
         return out

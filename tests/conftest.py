@@ -39,3 +39,14 @@ def pytest_collection_modifyitems(config, items):
 def rng() -> np.random.Generator:
     """A fixed-seed generator: failures reproduce."""
     return np.random.default_rng(20261125)
+
+
+@pytest.fixture(scope="session")
+def sim_bag(tmp_path_factory):
+    """14 s of the simulator's `simple` scenario, seed 7: two products go in (about 5 s to make)."""
+    pytest.importorskip("caper_edge.sim")
+    from caper_edge.sim import write_bag
+
+    out = tmp_path_factory.mktemp("bags") / "simple_seed7"
+    write_bag(out, "simple", 7, 14.0)
+    return out

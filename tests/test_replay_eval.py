@@ -20,17 +20,6 @@ from caper_edge.sources.messages import Frame
 SIM_CART = Path(__file__).resolve().parents[1] / "deploy" / "sim-cart.toml"
 
 
-@pytest.fixture(scope="module")
-def sim_bag(tmp_path_factory) -> Path:
-    """14 s of the `simple` scenario: two products go in (about 5 s to make on one core)."""
-    pytest.importorskip("caper_edge.sim")
-    from caper_edge.sim import write_bag
-
-    out = tmp_path_factory.mktemp("bags") / "simple_seed7"
-    write_bag(out, "simple", 7, 14.0)
-    return out
-
-
 def test_replay_is_byte_identical_and_finds_the_items(sim_bag, tmp_path, capsys):
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     for out in (a, b):

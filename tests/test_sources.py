@@ -413,4 +413,5 @@ def test_simulator_source_streams_in_time_order():
     dec = ScaleDecoder()
     samples = dec.feed(b"".join(m.data for m in lines))
     assert len(samples) == len(lines) - 1 and dec.stats.checksum_errors == 0
-    assert src.catalog and {"sku", "weight_g", "weight_std_g", "price"} <= set(src.catalog[0])
+    skus = src.catalog["skus"]   # the same /catalog document a simulated bag carries
+    assert skus and {"sku", "weight_g", "weight_std_g", "price"} <= set(skus[0])

@@ -11,16 +11,13 @@ import json
 import sys
 from pathlib import Path
 
-_ABLATIONS = {"vision-only": "vision_only", "weight-only": "weight_only"}
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bags", nargs="+", type=Path, help="sensor bags with ground truth (directories or files)")
     parser.add_argument("--json", type=Path, required=True, help="write the report here (JSON)")
     parser.add_argument("--markdown", type=Path, help="also write a markdown summary")
     parser.add_argument("--png", type=Path, help="also write a figure: SKU confusion, time to event, reliability")
     parser.add_argument("--by-scenario", action="store_true", help="add a table per simulator scenario")
-    parser.add_argument("--ablation", choices=sorted(_ABLATIONS),
+    parser.add_argument("--ablation", choices=("vision-only", "weight-only"),
                         help="weight off (vision-only) or vision off (weight-only), to measure what fusion adds")
     parser.add_argument("--vision", choices=("models", "oracle"), default="models",
                         help="models (default: the product path) or oracle: DIAGNOSTIC vision from the bag's "
@@ -38,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import CaperError
     from ..evaluation.harness import EvalOptions
     from ..evaluation.report import build_report, markdown, write_png
+    from ..replay import ABLATIONS, open_vision
 
     cfg = config.load(args.config)
     for bag in args.bags:
@@ -45,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
             raise CaperError(f"bag {bag} does not exist")
     if args.event_window <= 0 or args.checkpoint <= 0:
         raise CaperError(f"--event-window {args.event_window} / --checkpoint {args.checkpoint}: expected positive seconds")
-    mode = _ABLATIONS[args.ablation] if args.ablation else cfg.fusion.mode
-    vision = _vision(args.vision, cfg, args.bags[0])
+    mode = ABLATIONS[args.ablation] if args.ablation else cfg.fusion.mode
+    vision = open_vision(args.vision, cfg, args.bags[0])
     if args.vision == "oracle":
         print("caper-edge eval: DIAGNOSTIC run: vision is made from ground-truth objects (--vision oracle); "
               "the numbers are not product numbers", file=sys.stderr)
@@ -63,22 +61,6 @@ def run(args: argparse.Namespace) -> int:
         write_png(args.png, results, report)
     _print_summary(report)
     return 0
-
-
-def _vision(kind: str, cfg, first_bag: Path):
-    from ..replay import OracleVision, open_model_vision
-
-    if kind == "models":
-        return open_model_vision(cfg)
-    from ..catalog import Catalog
-    from ..sources import BagSource
-
-    with BagSource(first_bag) as src:
-        if src.catalog is None:
-            from ..errors import InputError
-
-            raise InputError(f"--vision oracle needs the bag's /catalog topic; {first_bag} has none")
-        return OracleVision(Catalog.from_json(src.catalog, what=f"{first_bag} /catalog"))
 
 
 def _run_all(bags, cfg, vision, mode, options, quiet):

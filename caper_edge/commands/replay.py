@@ -1,11 +1,12 @@
 """``caper-edge replay BAG [--speed realtime|max|FACTOR] [--events FILE.jsonl] [--publish ENDPOINT]``:
-run a recorded bag through the whole pipeline (the deterministic loop of caper_edge.replay) and
-emit its basket events: journaled (in memory, so ``seq`` starts at 1 each replay), then written as
+run a recorded bag through the whole pipeline (the runtime of caper_edge.pipeline) and emit its
+basket events: journaled (in memory, so ``seq`` starts at 1 each replay), then written as
 JSONL (``--events``, or standard output) and, with ``--publish``, on a ZeroMQ PUB socket.
 
-At ``--speed max`` two replays of one bag give byte-identical JSONL. ``realtime`` or a factor
-paces the bag by its timestamps; nothing is dropped either way (dropping is the live service's
-policy). The receipt is printed to standard error at the end.
+At ``--speed max`` nothing is dropped and two replays of one bag give byte-identical JSONL.
+``realtime`` or a factor paces the bag by its timestamps as a camera would deliver it: then, as
+on the cart, the newest frame wins when the detector falls behind (``[pipeline] drop_frames =
+"never"`` keeps every frame). The receipt is printed to standard error at the end.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ def run(args: argparse.Namespace) -> int:
     from .. import config
     from ..errors import CaperError
     from ..journal import Journal
+    from ..pipeline import Runtime
     from ..publish import EventOutlet, EventServer, JsonlSink
-    from ..replay import Pipeline, load_catalog
+    from ..replay import ABLATIONS, Pipeline, load_catalog, open_vision
     from ..sources import BagSource, parse_speed
 
     cfg = config.load(args.config)
@@ -46,10 +48,14 @@ def run(args: argparse.Namespace) -> int:
         raise CaperError(f"--speed: {exc}") from None
     if not args.bag.exists():
         raise CaperError(f"bag {args.bag} does not exist")
-    vision = _vision(args.vision, cfg, args.bag)
-    mode = {"vision-only": "vision_only", "weight-only": "weight_only"}.get(args.ablation, cfg.fusion.mode)
+    vision = open_vision(args.vision, cfg, args.bag)
+    mode = ABLATIONS.get(args.ablation, cfg.fusion.mode)
     if args.vision == "oracle":
         print("caper-edge replay: DIAGNOSTIC run: vision from ground-truth objects (--vision oracle)", file=sys.stderr)
+    with BagSource(args.bag, speed="max") as probe:
+        catalog = load_catalog(probe.catalog, vision)
+    pipe = Pipeline(cfg, catalog, vision, mode=mode)
+    lossless = cfg.pipeline.drop_frames == "never" or (cfg.pipeline.drop_frames == "auto" and speed is None)
     journal = Journal(":memory:")
     jsonl = JsonlSink(args.events if args.events else "/dev/stdout", mode="truncate")
     server = None
@@ -57,19 +63,10 @@ def run(args: argparse.Namespace) -> int:
         if args.publish:
             server = EventServer(dataclasses.replace(cfg.publish, pub=args.publish), journal=journal)
         outlet = EventOutlet(journal, server=server, jsonl=jsonl)
-        with BagSource(args.bag, speed="max" if speed is None else speed) as src:
-            catalog = load_catalog(src.catalog, vision)
-            pipe = Pipeline(cfg, catalog, vision, mode=mode)
-
-            def commit(event) -> None:
-                snap = pipe.basket.snapshot(0, event.t_ns, catalog=catalog, weight_g=pipe.last_weight_g)
-                outlet.commit(event, snap)
-
-            for msg in src:
-                for ev in pipe.feed(msg):
-                    commit(ev)
-            for ev in pipe.finish():
-                commit(ev)
+        runtime = Runtime(cfg, pipe, lambda: BagSource(args.bag, speed="max" if speed is None else speed, decode=False,
+                                                       max_depth_gap_ms=cfg.camera.max_depth_gap_ms),
+                          outlet.commit, lossless=lossless, next_seq=lambda: journal.last_seq + 1, source_kind="bag")
+        runtime.run()
     finally:
         if server is not None:
             server.close()
@@ -78,20 +75,9 @@ def run(args: argparse.Namespace) -> int:
         journal.close()
     if not args.quiet:
         print(pipe.basket.receipt(catalog).format(), file=sys.stderr)
-        print(f"{pipe.stats.frames} frames, {pipe.stats.scale_samples} scale samples, {pipe.stats.events} events",
-              file=sys.stderr)
+        lat = runtime.stage["capture_to_publish"].latency_ms.quantiles((0.5, 0.99))
+        print(f"{runtime.frames_done} frames ({runtime.frames_dropped} dropped, newest frame wins)"
+              if not lossless else f"{runtime.frames_done} frames",
+              f"{pipe.stats.scale_samples} scale samples, {pipe.stats.events} events, "
+              f"capture-to-publish p50 {lat[0] or 0:.1f} ms p99 {lat[1] or 0:.1f} ms", sep=", ", file=sys.stderr)
     return 0
-
-
-def _vision(kind: str, cfg, bag: Path):
-    from ..catalog import Catalog
-    from ..errors import InputError
-    from ..replay import OracleVision, open_model_vision
-    from ..sources import BagSource
-
-    if kind == "models":
-        return open_model_vision(cfg)
-    with BagSource(bag) as src:
-        if src.catalog is None:
-            raise InputError(f"--vision oracle needs the bag's /catalog topic; {bag} has none")
-        return OracleVision(Catalog.from_json(src.catalog, what=f"{bag} /catalog"))

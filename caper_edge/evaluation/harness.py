@@ -1,7 +1,7 @@
 """``caper-edge eval``: replay bags with ground truth through the pipeline and score them.
 
-Per bag, :func:`evaluate_bag` runs the deterministic loop (:mod:`caper_edge.replay`) at full
-speed, collects the ground truth on ``/ground_truth/events`` and ``/ground_truth/objects``, and
+Per bag, :func:`evaluate_bag` runs the deterministic loop (:mod:`caper_edge.replay`) on the
+runtime's threads (:mod:`caper_edge.pipeline`, lossless) at full speed, collects the ground truth on ``/ground_truth/events`` and ``/ground_truth/objects``, and
 keeps the raw counts of every metric (:class:`BagResult`), so that :func:`summarise` can pool
 any set of bags (overall, per scenario) the way each metric pools: sums of counts, never means
 of per-bag ratios. Definitions: docs/evaluation.md.
@@ -27,7 +27,7 @@ from typing import Any
 
 from ..config import Config
 from ..sources import BagSource
-from ..sources.messages import Frame, GroundTruthEvent
+from ..sources.messages import GroundTruthEvent
 from . import metrics as M
 
 __all__ = ["BagResult", "EvalOptions", "bag_scenario", "evaluate_bag", "summarise"]
@@ -108,49 +108,53 @@ def _shrink_cases(raw: list[dict]) -> list[M.GtEvent]:
 
 def evaluate_bag(path: str | Path, cfg: Config, vision: Any, *, mode: str | None = None,
                  options: EvalOptions = EvalOptions(), progress: Callable[[int, int], None] | None = None,
-                 on_event: Callable[[Any], None] | None = None) -> BagResult:
-    """Replay one bag and score it. ``vision`` is a :class:`~caper_edge.replay.ModelVision` or
-    :class:`~caper_edge.replay.OracleVision`; ``progress(frames_done, frames_total)``."""
+                 on_event: Callable[[Any], None] | None = None,
+                 commit: Callable[[Any, Any], Any] | None = None, next_seq: Callable[[], int] = lambda: 0,
+                 runtime_out: list | None = None, speed: str = "max") -> BagResult:
+    """Replay one bag through the runtime (:class:`caper_edge.pipeline.Runtime`, lossless, so
+    the events are the plain loop's) and score it. ``vision`` is a
+    :class:`~caper_edge.replay.ModelVision` or :class:`~caper_edge.replay.OracleVision`;
+    ``progress(frames_done, frames_total)``; ``on_event(event)`` for each decided event, after
+    ``commit(draft, snapshot) -> event`` (e.g. a journal + JSONL outlet; default: none, drafts);
+    ``runtime_out`` receives the :class:`~caper_edge.pipeline.Runtime` (for its latency figures);
+    ``speed`` other than "max" paces the bag like a camera, with ``[pipeline] drop_frames``."""
+    from ..pipeline import Runtime
     from ..replay import Pipeline, load_catalog
 
     scenario, seed = bag_scenario(path)
-    src = BagSource(path, speed="max")
-    try:
-        total = src.reader.topics[src.layout.color].count or 0
-        catalog = load_catalog(src.catalog, vision)
-        pipe = Pipeline(cfg, catalog, vision, mode=mode, record_tracks=True)
-        raw_gt: list[dict] = []
-        initial: Counter[str] = Counter()
-        events = []
-        last_t = 0
-        t0 = time.perf_counter()
-        for msg in src:
-            last_t = max(last_t, msg.t_ns)
-            if isinstance(msg, GroundTruthEvent):
-                d = msg.event
-                if d.get("type") == "basket_initial":
-                    for item in d.get("items", []):
-                        initial[item["sku"]] += int(item["qty"])
-                        pipe.basket.add(item["sku"], int(item["qty"]), confidence=1.0, t_ns=msg.t_ns)
-                else:
-                    raw_gt.append(d)
-                continue
-            new = pipe.feed(msg)
-            events += new
-            if on_event is not None:
-                for e in new:
-                    on_event(e)
-            if progress is not None and isinstance(msg, Frame):
-                progress(pipe.stats.frames, total)
-        tail = pipe.finish()
-        events += tail
+    with BagSource(path, speed="max") as probe:
+        total = probe.reader.topics[probe.layout.color].count or 0
+        catalog = load_catalog(probe.catalog, vision)
+    pipe = Pipeline(cfg, catalog, vision, mode=mode, record_tracks=True)
+    raw_gt: list[dict] = []
+    initial: Counter[str] = Counter()
+    events: list[Any] = []
+
+    def ground_truth(msg: GroundTruthEvent) -> None:   # on the commit thread, in bag order
+        d = msg.event
+        if d.get("type") == "basket_initial":
+            for item in d.get("items", []):
+                initial[item["sku"]] += int(item["qty"])
+                pipe.basket.add(item["sku"], int(item["qty"]), confidence=1.0, t_ns=msg.t_ns)
+        else:
+            raw_gt.append(d)
+
+    def decided(draft: Any, snapshot: Any) -> Any:
+        event = commit(draft, snapshot) if commit is not None else draft
+        events.append(event)
         if on_event is not None:
-            for e in tail:
-                on_event(e)
-        wall = time.perf_counter() - t0
-    finally:
-        src.close()
-    return _score(str(path), scenario, seed, pipe, events, raw_gt, initial, last_t, wall, options)
+            on_event(event)
+        return event
+
+    lossless = speed == "max" or cfg.pipeline.drop_frames == "never"
+    runtime = Runtime(cfg, pipe, lambda: BagSource(path, speed=speed, decode=False), decided, lossless=lossless,
+                      next_seq=next_seq, on_ground_truth=ground_truth, source_kind="bag")
+    if runtime_out is not None:
+        runtime_out.append(runtime)
+    t0 = time.perf_counter()
+    runtime.run(None if progress is None else (lambda done: progress(done, total)))
+    wall = time.perf_counter() - t0
+    return _score(str(path), scenario, seed, pipe, events, raw_gt, initial, runtime.last_message_t_ns, wall, options)
 
 
 def _score(bag: str, scenario: str, seed: str, pipe: Any, events: list, raw_gt: list[dict], initial: Counter[str],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 from ..sim.simulator import Simulator
@@ -32,7 +33,9 @@ class SimulatorSource:
         self.speed = parse_speed(speed)
         self.ground_truth = ground_truth
         self.camera = self.sim.camera
-        self.catalog = [s.to_json() for s in self.sim.catalog]
+        from ..sim import catalog_json
+
+        self.catalog = json.loads(catalog_json())   # the parsed /catalog document, as BagSource gives it
         self.stats = SourceStats()
         self._closed = False
 
