@@ -550,6 +550,7 @@ class PipelineConfig:
     frame_queue: int
     result_queue: int
     health_window: int
+    vision_workers: int
 
     def __post_init__(self) -> None:
         check(self.source in ("realsense", "bag", "sim"), "pipeline.source", self.source, "'realsense', 'bag' or 'sim'")
@@ -567,6 +568,7 @@ class PipelineConfig:
             check(0 < factor < float("inf"), "pipeline.speed", self.speed, "'realtime', 'max' or a positive factor such as '2'")
         for key in ("frame_queue", "result_queue", "health_window"):
             check(getattr(self, key) >= 1, f"pipeline.{key}", getattr(self, key), "an integer >= 1")
+        check(0 <= self.vision_workers <= 16, "pipeline.vision_workers", self.vision_workers, "an integer 0..16")
 
 
 @dataclass(frozen=True)

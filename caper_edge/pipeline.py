@@ -30,7 +30,9 @@ Privacy: frames live only in these queues; nothing here stores or sends a pixel.
 
 from __future__ import annotations
 
+import heapq
 import logging
+import os
 import queue
 import threading
 import time
@@ -50,7 +52,7 @@ from .metrics import DriftMonitor, StageMetrics
 from .replay import Pipeline, load_catalog, open_model_vision
 from .sources.messages import Frame, GroundTruthEvent, ScaleLine
 
-__all__ = ["FrameLatency", "NewestWins", "Runtime", "create_pipeline", "restore_basket"]
+__all__ = ["FrameLatency", "NewestWins", "Runtime", "create_pipeline", "restore_basket", "vision_workers_for"]
 
 log = logging.getLogger("caper_edge.pipeline")
 
@@ -178,7 +180,7 @@ class Runtime:
                  scale_reader: Any = None, use_source_scale: bool = True,
                  on_event: Callable[[Event], None] | None = None,
                  on_ground_truth: Callable[[GroundTruthEvent], None] | None = None,
-                 keep_latencies: bool = False, source_kind: str = "source") -> None:
+                 keep_latencies: bool = False, source_kind: str = "source", vision_workers: int = 1) -> None:
         pc = cfg.pipeline
         self.cfg = cfg
         self.pipeline = pipeline
@@ -202,6 +204,12 @@ class Runtime:
         self._stop = threading.Event()
         self._lock = threading.Lock()   # the tracker / fusion / basket state: commit thread vs reset()
         self._threads: list[threading.Thread] = []
+        if vision_workers < 1:
+            raise ValueError(f"vision_workers = {vision_workers}: expected >= 1")
+        self.vision_workers = vision_workers
+        self._take_lock = threading.Lock()   # dequeue + numbering: the order the commit stage restores
+        self._taken = 0
+        self._drift_lock = threading.Lock()
         self.stage = {name: StageMetrics(window=pc.health_window) for name in STAGES}
         self.detector_confidence = DriftMonitor(baseline_samples=300, recent=60)
         self.gallery_similarity = DriftMonitor(baseline_samples=300, recent=60)
@@ -224,7 +232,9 @@ class Runtime:
         if self.started:
             return
         self.source = self._source_spec() if callable(self._source_spec) else self._source_spec
-        specs = [("capture", self._capture_loop), ("vision", self._vision_loop), ("commit", self._commit_loop)]
+        specs = [("capture", self._capture_loop), ("commit", self._commit_loop)]
+        specs += [(f"vision{i}" if self.vision_workers > 1 else "vision", self._vision_loop)
+                  for i in range(self.vision_workers)]
         self._threads = [threading.Thread(target=self._guard, args=(name, fn), name=f"pipeline-{name}", daemon=True)
                          for name, fn in specs]
         for t in self._threads:
@@ -342,32 +352,42 @@ class Runtime:
                     self._frames.close()
 
     def _vision_loop(self) -> None:
+        """One vision worker. Items are numbered as they are taken, under a lock, so the commit
+        stage can put them back in source order whatever the number of workers."""
         pipe = self.pipeline
         while not self._stop.is_set():
-            try:
-                item = self._frames.get(timeout=0.1)
-            except queue.Empty:
-                continue
+            with self._take_lock:
+                try:
+                    item = self._frames.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                n = self._taken
+                self._taken += 1
             if item is _END:
-                self._put(self._results, _END)
+                if not isinstance(self._frames, NewestWins):
+                    self._put(self._frames, _END)   # for the other workers
+                self._put(self._results, (n, _END))
                 return
             if not isinstance(item, _Captured):   # lossless: scale lines and ground truth in order
-                if not self._put(self._results, item):
+                if not self._put(self._results, (n, item)):
                     return
                 continue
             t0 = time.monotonic_ns()
             seen = pipe.observe(item.frame)
             t1 = time.monotonic_ns()
             if seen is not None:
-                obs = seen[0]
-                if len(obs.score):
-                    self.detector_confidence.add(float(np.mean(obs.score)))
-                if obs.sku_similarity is not None and len(obs.sku_similarity):
-                    rows = obs.sku_similarity[np.any(obs.sku_similarity != 0, axis=1)]
-                    if len(rows):
-                        self.gallery_similarity.add(float(np.mean(rows.max(axis=1))))
-            if not self._put(self._results, _Observed(item.frame, seen, item.capture_ns, t0, t1)):
+                self._drift(seen[0])
+            if not self._put(self._results, (n, _Observed(item.frame, seen, item.capture_ns, t0, t1))):
                 return
+
+    def _drift(self, obs: Any) -> None:
+        with self._drift_lock:
+            if len(obs.score):
+                self.detector_confidence.add(float(np.mean(obs.score)))
+            if obs.sku_similarity is not None and len(obs.sku_similarity):
+                rows = obs.sku_similarity[np.any(obs.sku_similarity != 0, axis=1)]
+                if len(rows):
+                    self.gallery_similarity.add(float(np.mean(rows.max(axis=1))))
 
     def on_scale_sample(self, sample: Any) -> None:
         """ScaleReader callback (reader thread): never blocks the serial reader."""
@@ -377,36 +397,52 @@ class Runtime:
             self.scale_dropped += 1
 
     def _commit_loop(self) -> None:
-        pipe = self.pipeline
+        """Vision results and (lossless) scale lines arrive numbered, possibly out of order from
+        several workers: a small heap restores the order. Live scale samples arrive bare and
+        are used at once."""
+        waiting: list[tuple[int, int, Any]] = []
+        expect = 0
+        tie = 0
         while not self._stop.is_set():
             try:
-                item = self._results.get(timeout=0.1)
+                got = self._results.get(timeout=0.1)
             except queue.Empty:
                 continue
-            if item is _END:
-                with self._lock:
-                    events = pipe.finish()
-                    self._publish(events)
-                self.ended.set()
-                return
-            self.last_message_t_ns = max(self.last_message_t_ns, getattr(item, "t_ns", 0) or
-                                         (item.frame.t_ns if isinstance(item, _Observed) else 0))
-            with self._lock:
-                if isinstance(item, _Observed):
-                    t2 = time.monotonic_ns()
-                    events = pipe.track(item.frame, item.seen)
-                    t3 = time.monotonic_ns()
-                    self._last_t_ns = item.frame.t_ns
-                    self._publish(events)
-                    t4 = time.monotonic_ns()
-                    self._record(item, t2, t3, t4)
-                elif isinstance(item, ScaleLine):
-                    self._publish(pipe.feed(item))
-                elif isinstance(item, GroundTruthEvent):
-                    if self.on_ground_truth is not None:
-                        self.on_ground_truth(item)
-                else:   # a CalibratedSample from the serial reader
-                    self._publish(pipe.feed_sample(item))
+            if not isinstance(got, tuple):
+                self._consume(got)
+                continue
+            tie += 1
+            heapq.heappush(waiting, (got[0], tie, got[1]))
+            while waiting and waiting[0][0] == expect:
+                _, _, item = heapq.heappop(waiting)
+                expect += 1
+                if item is _END:
+                    with self._lock:
+                        self._publish(self.pipeline.finish())
+                    self.ended.set()
+                    return
+                self._consume(item)
+
+    def _consume(self, item: Any) -> None:
+        pipe = self.pipeline
+        t_item = item.frame.t_ns if isinstance(item, _Observed) else int(getattr(item, "t_ns", 0) or 0)
+        self.last_message_t_ns = max(self.last_message_t_ns, t_item)
+        with self._lock:
+            if isinstance(item, _Observed):
+                t2 = time.monotonic_ns()
+                events = pipe.track(item.frame, item.seen)
+                t3 = time.monotonic_ns()
+                self._last_t_ns = item.frame.t_ns
+                self._publish(events)
+                t4 = time.monotonic_ns()
+                self._record(item, t2, t3, t4)
+            elif isinstance(item, ScaleLine):
+                self._publish(pipe.feed(item))
+            elif isinstance(item, GroundTruthEvent):
+                if self.on_ground_truth is not None:
+                    self.on_ground_truth(item)
+            else:   # a CalibratedSample from the serial reader
+                self._publish(pipe.feed_sample(item))
 
     def _publish(self, events: Iterable[Event]) -> None:
         for draft in events:
@@ -532,6 +568,18 @@ def open_source(cfg: Config, *, speed: str | None = None, bag: str | None = None
     return (lambda: sim), "simulator", sim.catalog
 
 
+def vision_workers_for(cfg: Config, vision: Any) -> int:
+    """``[pipeline] vision_workers``, or for 0 (auto): one per core (at most 4) when every engine
+    of ``vision`` allows concurrent runs, else 1."""
+    if cfg.pipeline.vision_workers:
+        return cfg.pipeline.vision_workers
+    engines = [getattr(vision, "detector", None), getattr(getattr(vision, "embedder", None), "engine", None)]
+    engines = [e for e in engines if e is not None]
+    if not engines or not all(getattr(e, "concurrent_runs_safe", False) for e in engines):
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def create_pipeline(cfg: Config, ctx: Any) -> Any:
     """The supervisor's factory (``[supervisor] pipeline = "caper_edge.pipeline:create_pipeline"``):
     models and gallery, the configured source, the scale, the basket restored from the journal."""
@@ -557,7 +605,8 @@ class _ServicePipeline:
         lossless = pc.drop_frames == "never" or (pc.drop_frames == "auto" and pc.speed == "max" and kind != "camera")
         self.runtime = Runtime(cfg, pipe, opener, ctx.commit, lossless=lossless, live_clock=kind == "camera",
                                next_seq=lambda: ctx.journal.last_seq + 1, scale_reader=reader,
-                               use_source_scale=scale_mode == "source", source_kind=kind)
+                               use_source_scale=scale_mode == "source", source_kind=kind,
+                               vision_workers=vision_workers_for(cfg, vision))
         self.start_timeout_s = cfg.supervisor.start_timeout_s
         log.info("pipeline: %s source, scale %s, %s, %d SKUs, basket restored with %d items (journal seq %d)",
                  kind, scale_mode, "lossless" if lossless else "newest frame wins", len(catalog),

@@ -182,6 +182,17 @@ def test_lossless_mode_never_drops(sim_cfg, catalog):
     assert rt.frames_done == 60 and rt.frames_dropped == 0 and vision.seen == list(range(60))
 
 
+@pytest.mark.parametrize("lossless", [True, False])
+def test_several_vision_workers_hand_frames_to_the_tracker_in_order(sim_cfg, catalog, lossless):
+    vision = _SlowVision(list(catalog.skus), 0.004)
+    rt, _, _ = _collecting_runtime(sim_cfg, catalog, vision, _Camera(fps=400.0, n=150), lossless=lossless,
+                                   keep_latencies=True, vision_workers=3)
+    rt.run()
+    order = [x.index for x in rt.latencies]
+    assert order == sorted(order) and len(set(order)) == len(order) == rt.frames_done
+    assert rt.frames_done + rt.frames_dropped == 150 and (rt.frames_dropped == 0 if lossless else True)
+
+
 def test_a_stage_exception_is_reported_not_swallowed(sim_cfg, catalog):
     def broken(frame):
         raise RuntimeError("engine fell over")
@@ -442,6 +453,7 @@ def test_soak_short(sim_cfg, vision):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(4 * 3600)
 def test_soak_long_scenario_rss_growth_below_5_percent(sim_cfg, vision):
     """The whole 30-minute `long` scenario: RSS grows < 5 % between minute 5 and minute 30."""
     samples, rt = _soak(sim_cfg, vision, 1800.0, every_s=60.0)

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import config
     from ..errors import CaperError
     from ..journal import Journal
-    from ..pipeline import Runtime
+    from ..pipeline import Runtime, vision_workers_for
     from ..publish import EventOutlet, EventServer, JsonlSink
     from ..replay import ABLATIONS, Pipeline, load_catalog, open_vision
     from ..sources import BagSource, parse_speed
@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         outlet = EventOutlet(journal, server=server, jsonl=jsonl)
         runtime = Runtime(cfg, pipe, lambda: BagSource(args.bag, speed="max" if speed is None else speed, decode=False,
                                                        max_depth_gap_ms=cfg.camera.max_depth_gap_ms),
-                          outlet.commit, lossless=lossless, next_seq=lambda: journal.last_seq + 1, source_kind="bag")
+                          outlet.commit, lossless=lossless, next_seq=lambda: journal.last_seq + 1, source_kind="bag",
+                          vision_workers=vision_workers_for(cfg, vision))
         runtime.run()
     finally:
         if server is not None:

@@ -80,6 +80,12 @@ class Engine(abc.ABC):
     """
 
     backend: str = "?"
+
+    @property
+    def concurrent_runs_safe(self) -> bool:
+        """True when two threads may call :meth:`run` at once (no shared bound buffers or
+        execution context). The pipeline runs several vision workers only then."""
+        return False
     path: Path
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]

@@ -118,6 +118,11 @@ class OnnxRuntimeEngine(Engine):
             self._out_buffers = {s.name: np.empty(s.shape, s.dtype) for s in self.outputs}
         self._binding = self.session.io_binding()
 
+    @property
+    def concurrent_runs_safe(self) -> bool:
+        # ONNX Runtime's InferenceSession.run is thread-safe; an IO binding is not (shared buffers).
+        return self._binding is None
+
     def warmup(self, runs: int = 1) -> None:
         """Run ``runs`` times on zeros; skipped when an input has a dynamic non-batch dimension."""
         if runs <= 0:

@@ -118,7 +118,7 @@ def evaluate_bag(path: str | Path, cfg: Config, vision: Any, *, mode: str | None
     ``commit(draft, snapshot) -> event`` (e.g. a journal + JSONL outlet; default: none, drafts);
     ``runtime_out`` receives the :class:`~caper_edge.pipeline.Runtime` (for its latency figures);
     ``speed`` other than "max" paces the bag like a camera, with ``[pipeline] drop_frames``."""
-    from ..pipeline import Runtime
+    from ..pipeline import Runtime, vision_workers_for
     from ..replay import Pipeline, load_catalog
 
     scenario, seed = bag_scenario(path)
@@ -148,7 +148,8 @@ def evaluate_bag(path: str | Path, cfg: Config, vision: Any, *, mode: str | None
 
     lossless = speed == "max" or cfg.pipeline.drop_frames == "never"
     runtime = Runtime(cfg, pipe, lambda: BagSource(path, speed=speed, decode=False), decided, lossless=lossless,
-                      next_seq=next_seq, on_ground_truth=ground_truth, source_kind="bag")
+                      next_seq=next_seq, on_ground_truth=ground_truth, source_kind="bag",
+                      vision_workers=vision_workers_for(cfg, vision))
     if runtime_out is not None:
         runtime_out.append(runtime)
     t0 = time.perf_counter()
