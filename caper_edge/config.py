@@ -477,6 +477,7 @@ class FusionConfig:
     absorb_window_s: float
     unseen_hold_s: float
     unseen_removal_hold_s: float
+    resume_tolerance_g: float
     swap_window_s: float
     putback_window_s: float
     weight_wait_s: float
@@ -511,7 +512,7 @@ class FusionConfig:
     def __post_init__(self) -> None:
         for key in ("pair_before_s", "add_pair_after_s", "remove_pair_after_s", "absorb_window_s", "unseen_hold_s",
                     "unseen_removal_hold_s", "swap_window_s", "putback_window_s", "weight_wait_s", "decision_timeout_s", "in_place_max_travel", "refound_gap_s",
-                    "scale_noise_g", "relative_error"):
+                    "scale_noise_g", "relative_error", "resume_tolerance_g"):
             check(getattr(self, key) >= 0.0, f"fusion.{key}", getattr(self, key), "a number >= 0")
         for key in ("commit_posterior", "mismatch_vision_min", "absorb_min_prob"):
             check(0.0 <= getattr(self, key) <= 1.0, f"fusion.{key}", getattr(self, key), "a probability in [0, 1]")

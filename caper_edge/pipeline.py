@@ -595,7 +595,9 @@ class _ServicePipeline:
         opener, kind, catalog_json = open_source(cfg)
         catalog = load_catalog(catalog_json, vision)
         basket = restore_basket(ctx.restored)
-        pipe = Pipeline(cfg, catalog, vision, basket=basket)
+        snapshot = ctx.restored.snapshot or {}
+        resume_g = snapshot.get("weight_g") if ctx.restored.last_seq else None
+        pipe = Pipeline(cfg, catalog, vision, basket=basket, resume_weight_g=resume_g)
         scale_mode = pc.scale if pc.scale != "auto" else ("serial" if kind == "camera" else "source")
         reader = None
         if scale_mode == "serial":

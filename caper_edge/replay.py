@@ -235,7 +235,8 @@ class Pipeline:
     """
 
     def __init__(self, cfg: Config, catalog: Catalog, vision: Callable[[Frame], Observations], *,
-                 mode: str | None = None, basket: Basket | None = None, record_tracks: bool = False) -> None:
+                 mode: str | None = None, basket: Basket | None = None, record_tracks: bool = False,
+                 resume_weight_g: float | None = None) -> None:
         from .scale import ScaleDecoder, WeightEventDetector
         from .scale.clock import ClockMapper
         from .track import Tracker
@@ -264,6 +265,10 @@ class Pipeline:
         self._floor: dict[int, tuple[float, float]] = {}  # last floor position of each track
         self._matched_run: dict[int, int] = {}   # consecutive frames each track was matched
         self._looks: dict[int, tuple[str, int]] = {}  # reported look SKU, frames it has differed
+        # After a restart: the weight journaled with the restored basket, checked against the
+        # first baseline the weight detector learns (see _check_resume).
+        self._resume_weight_g = resume_weight_g
+        self.resume_delta_g: float | None = None
 
     @property
     def basket(self) -> Basket:
@@ -481,6 +486,8 @@ class Pipeline:
                 if w.kind == "settled":
                     self.last_weight_g = w.level_g
                 out += self.fusion.on_weight(w)
+            if self._resume_weight_g is not None:
+                out += self._check_resume(t)
             out += self.fusion.tick(t)
         self.stats.stage_s["scale"] += time.perf_counter() - t0
         self.stats.events += len(out)
@@ -500,10 +507,32 @@ class Pipeline:
             if w.kind == "settled":
                 self.last_weight_g = w.level_g
             out += self.fusion.on_weight(w)
+        if self._resume_weight_g is not None:
+            out += self._check_resume(t)
         out += self.fusion.tick(t)
         self.stats.stage_s["scale"] += time.perf_counter() - t0
         self.stats.events += len(out)
         return out
+
+
+    def _check_resume(self, t_ns: int) -> list[Event]:
+        """Once the weight detector has its first baseline after a restart: a difference from
+        the journaled weight beyond ``fusion.resume_tolerance_g`` happened while the service was
+        down; fusion decides it as a settled change that no camera saw."""
+        if self.weights.state == "bootstrap":
+            return []
+        from .fusion import WeightChange
+
+        journaled, self._resume_weight_g = self._resume_weight_g, None
+        level = float(self.weights.baseline_g)
+        self.last_weight_g = level
+        delta = level - journaled
+        self.resume_delta_g = delta
+        if abs(delta) < self.cfg.fusion.resume_tolerance_g:
+            return []
+        sigma = max(float(self.weights.noise_estimate_g), self.cfg.fusion.scale_noise_g)
+        self.stats.weight_events += 1
+        return self.fusion.on_weight(WeightChange("settled", t_ns, t_ns, t_ns, delta, sigma))
 
 
 def run_messages(pipeline: Pipeline, messages: Iterable[Any], on_event: Callable[[Event], None],

@@ -461,3 +461,44 @@ def test_soak_long_scenario_rss_growth_below_5_percent(sim_cfg, vision):
     print("RSS MB by session minute:", by_minute)
     assert rt.fatal is None
     assert by_minute[30] < by_minute[5] * 1.05, by_minute
+
+
+# -- restart: a weight change while the service was down ------------------------------------------
+
+
+class _Sample:
+    """A calibrated scale sample (what ScaleReader hands the pipeline)."""
+
+    def __init__(self, t_ns, grams):
+        self.t_ns, self.flags = t_ns, 0
+        self.cells = (grams / 4,) * 4
+
+
+@pytest.mark.parametrize("now_g, expect", [(1010.0, "alarm"), (600.0, "removal"), (752.0, None)])
+def test_a_change_while_the_service_was_down_is_decided_after_restart(sim_cfg, catalog, now_g, expect):
+    """The journal says the basket held one 250 g-class product and weighed 750 g; after the
+    restart the scale reads now_g: +260 g nobody saw is an alarm (possible shrink), -150 g takes
+    a unit out unseen or alarms, +2 g is drift and says nothing."""
+    from caper_edge.basket import Basket
+
+    sku = next(p.sku for p in catalog if 140 < p.weight_g < 160)
+    basket = Basket()
+    basket.add(sku, 1, confidence=0.9, t_ns=1)
+    vision = _SlowVision(list(catalog.skus), 0.0)
+    pipe = Pipeline(sim_cfg, catalog, vision, basket=basket, resume_weight_g=750.0)
+    rng = np.random.default_rng(3)
+    events = []
+    for i in range(80 * 6):   # 6 s at 80 Hz
+        events += pipe.feed_sample(_Sample(10**9 + i * 12_500_000, now_g + rng.normal(0, 0.7)))
+    events += pipe.finish()
+    assert pipe.resume_delta_g == pytest.approx(now_g - 750.0, abs=2.0)
+    if expect is None:
+        assert events == []
+        return
+    assert len(events) >= 1
+    e = events[0]
+    assert e.weight_delta_g == pytest.approx(now_g - 750.0, abs=3.0)
+    if expect == "alarm":
+        assert e.type == "unexpected_weight"
+    else:
+        assert e.type in ("item_removed", "unexpected_weight")
