@@ -475,45 +475,35 @@ class Pipeline:
         t0 = time.perf_counter()
         out: list[Event] = []
         for s in self.decoder.feed(line.data):
-            t = self.clock.map(s.t_ms, line.t_ns)
-            if t <= self._last_scale_t:  # the detector needs strictly increasing times
-                t = self._last_scale_t + 1
-            self._last_scale_t = t
             cells = (np.asarray(s.raw, np.float64) - self._offsets) * self._gains
-            self.stats.scale_samples += 1
-            for w in self.weights.push_cells(t, cells.tolist(), s.flags):
-                self.stats.weight_events += 1
-                if w.kind == "settled":
-                    self.last_weight_g = w.level_g
-                out += self.fusion.on_weight(w)
-            if self._resume_weight_g is not None:
-                out += self._check_resume(t)
-            out += self.fusion.tick(t)
+            out += self._sample(self.clock.map(s.t_ms, line.t_ns), cells.tolist(), s.flags)
         self.stats.stage_s["scale"] += time.perf_counter() - t0
         self.stats.events += len(out)
         return out
-
 
     def feed_sample(self, sample: Any) -> list[Event]:
         """One calibrated sample from a live :class:`~caper_edge.scale.ScaleReader` (decoded,
         clock-mapped and calibrated on the reader's thread): weight events, then fusion."""
         t0 = time.perf_counter()
-        out: list[Event] = []
-        t = max(int(sample.t_ns), self._last_scale_t + 1)  # the detector needs strictly increasing times
+        out = self._sample(int(sample.t_ns), list(sample.cells), sample.flags)
+        self.stats.stage_s["scale"] += time.perf_counter() - t0
+        self.stats.events += len(out)
+        return out
+
+    def _sample(self, t: int, cells: list[float], flags: int) -> list[Event]:
+        """One calibrated sample at host time ``t``: weight events, fusion, its clock."""
+        t = max(t, self._last_scale_t + 1)  # the detector needs strictly increasing times
         self._last_scale_t = t
         self.stats.scale_samples += 1
-        for w in self.weights.push_cells(t, list(sample.cells), sample.flags):
+        out: list[Event] = []
+        for w in self.weights.push_cells(t, cells, flags):
             self.stats.weight_events += 1
             if w.kind == "settled":
                 self.last_weight_g = w.level_g
             out += self.fusion.on_weight(w)
         if self._resume_weight_g is not None:
             out += self._check_resume(t)
-        out += self.fusion.tick(t)
-        self.stats.stage_s["scale"] += time.perf_counter() - t0
-        self.stats.events += len(out)
-        return out
-
+        return out + self.fusion.tick(t)
 
     def _check_resume(self, t_ns: int) -> list[Event]:
         """Once the weight detector has its first baseline after a restart: a difference from
