@@ -50,6 +50,7 @@ from .errors import CaperError, InputError
 from .events import Event
 from .metrics import DriftMonitor, StageMetrics
 from .replay import Pipeline, load_catalog, open_model_vision
+from .bags.images import FrameDecodeError
 from .sources.messages import Frame, GroundTruthEvent, ScaleLine
 
 __all__ = ["FrameLatency", "NewestWins", "Runtime", "create_pipeline", "restore_basket", "vision_workers_for"]
@@ -215,6 +216,7 @@ class Runtime:
         self.gallery_similarity = DriftMonitor(baseline_samples=300, recent=60)
         self.latencies: list[FrameLatency] | None = [] if keep_latencies else None
         self.frames_captured = 0
+        self.frames_bad = 0   # frames that did not decode (skipped)
         self.frames_done = 0
         self.scale_dropped = 0
         self.events_committed = 0
@@ -224,6 +226,7 @@ class Runtime:
         self._last_frame_mono: float | None = None
         self._last_t_ns = 0
         self.last_message_t_ns = 0   # the latest time of anything the commit stage took
+        self.first_message_t_ns: int | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -325,7 +328,13 @@ class Runtime:
                     now = time.monotonic_ns()
                     capture_ns = msg.t_ns if self.live_clock else now
                     if msg.color is None:
-                        msg.decode()   # the capture stage decodes (JPEG from bags): not the detector's time
+                        try:   # the capture stage decodes (JPEG from bags): not the detector's time
+                            msg.decode()
+                        except FrameDecodeError as exc:   # a damaged frame is counted and skipped
+                            self.frames_bad += 1
+                            if self.frames_bad == 1 or self.frames_bad % 100 == 0:
+                                log.warning("frame %d does not decode (%d so far): %s", msg.index, self.frames_bad, exc)
+                            continue
                     self.frames_captured += 1
                     self._last_frame_mono = time.monotonic()
                     item = _Captured(msg, capture_ns)
@@ -427,6 +436,8 @@ class Runtime:
         pipe = self.pipeline
         t_item = item.frame.t_ns if isinstance(item, _Observed) else int(getattr(item, "t_ns", 0) or 0)
         self.last_message_t_ns = max(self.last_message_t_ns, t_item)
+        if self.first_message_t_ns is None and t_item:
+            self.first_message_t_ns = t_item
         with self._lock:
             if isinstance(item, _Observed):
                 t2 = time.monotonic_ns()
@@ -495,7 +506,7 @@ class Runtime:
         health: dict[str, Any] = {
             "stages": {name: m.snapshot(now) for name, m in self.stage.items()},
             "queues": {"frames": self._frames.qsize(), "results": self._results.qsize()},
-            "drops": {"frames": self.frames_dropped, "scale": self.scale_dropped},
+            "drops": {"frames": self.frames_dropped, "scale": self.scale_dropped, "bad_frames": self.frames_bad},
             "sensors": sensors,
             "counts": {"captured": self.frames_captured, "processed": self.frames_done,
                        "events": self.events_committed, "scale_samples": self.pipeline.stats.scale_samples,

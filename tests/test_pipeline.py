@@ -502,3 +502,19 @@ def test_a_change_while_the_service_was_down_is_decided_after_restart(sim_cfg, c
         assert e.type == "unexpected_weight"
     else:
         assert e.type in ("item_removed", "unexpected_weight")
+
+
+def test_a_frame_that_does_not_decode_is_counted_and_skipped(sim_cfg, catalog):
+    class Damaged(_Camera):
+        def __iter__(self):
+            for f in super().__iter__():
+                if f.index % 10 == 3:   # garbage bytes where a JPEG should be
+                    yield Frame(f.t_ns, f.index, None, encoded=("jpeg", b"\xff\xd8garbage"))
+                else:
+                    yield f
+
+    vision = _SlowVision(list(catalog.skus), 0.0)
+    rt, _, _ = _collecting_runtime(sim_cfg, catalog, vision, Damaged(fps=500.0, n=40), lossless=True)
+    rt.run()
+    assert rt.frames_bad == 4 and rt.frames_done == 36 and rt.fatal is None
+    assert rt.status().health["drops"]["bad_frames"] == 4

@@ -149,7 +149,8 @@ def _describe(event, runtime) -> str:
         event.type, f"[red]! {event.type.replace('_', ' ')}[/red]")
     what = f"{event.qty} x {name}" if event.sku else ""
     delta = f"{event.weight_delta_g:+.0f} g" if event.weight_delta_g is not None else ""
-    return f"{event.t_ns / 1e9:6.1f}s {kind} {what:<30.30} {delta:>8} conf {event.confidence:.2f} [dim]basket {basket}[/dim]"
+    t0 = (runtime.first_message_t_ns or 0) if runtime is not None else 0
+    return f"{(event.t_ns - t0) / 1e9:6.1f}s {kind} {what:<30.30} {delta:>8} conf {event.confidence:.2f} [dim]basket {basket}[/dim]"
 
 
 def _accuracy(console, result, summary: dict, runtime) -> None:
