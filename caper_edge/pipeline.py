@@ -504,6 +504,8 @@ class Runtime:
         elif self.use_source_scale:
             sensors["scale"] = self.source_kind
         health: dict[str, Any] = {
+            "mode": "lossless" if self.lossless else "newest_frame_wins",
+            "vision_workers": self.vision_workers,
             "stages": {name: m.snapshot(now) for name, m in self.stage.items()},
             "queues": {"frames": self._frames.qsize(), "results": self._results.qsize()},
             "drops": {"frames": self.frames_dropped, "scale": self.scale_dropped, "bad_frames": self.frames_bad},
