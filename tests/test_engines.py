@@ -115,6 +115,8 @@ def test_thread_options_are_applied(tmp_path):
     engine = OnnxRuntimeEngine(affine_model(tmp_path / "m.onnx"), intra_op_threads=2, inter_op_threads=1)
     # ORT keeps the options on the session; reading them back shows they were passed through.
     assert engine.session.get_session_options().intra_op_num_threads == 2
+    # No per-shape memory plans: with a dynamic crop batch they pile up for every batch size seen.
+    assert engine.session.get_session_options().enable_mem_pattern is False
 
 
 def test_cuda_request_without_cuda_provider_logs_reason(tmp_path, caplog):
