@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 
-import pytest
 
 from caper_edge.client import ServerUnavailable
 

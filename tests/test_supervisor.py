@@ -8,16 +8,14 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import defaultdict
 
 import pytest
 
-from caper_edge.client import EventClient, EventFollower, ServerUnavailable
+from caper_edge.client import EventClient, EventFollower
 from caper_edge.events import Event
 from caper_edge.journal import Journal
 from caper_edge.logs import JsonFormatter, setup_logging
