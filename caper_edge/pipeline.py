@@ -457,12 +457,17 @@ class Runtime:
 
     def _publish(self, events: Iterable[Event]) -> None:
         for draft in events:
-            snap = self.pipeline.basket.snapshot(self._next_seq(), draft.t_ns, catalog=self.catalog,
-                                                 weight_g=self.pipeline.last_weight_g)
-            committed = self._commit(draft, snap)
-            self.events_committed += 1
-            if self.on_event is not None:
-                self.on_event(committed)
+            self._publish_one(draft)
+
+    def _publish_one(self, draft: Event) -> Event:
+        """Commit one draft with the basket snapshot after it (journal, then publish)."""
+        snap = self.pipeline.basket.snapshot(self._next_seq(), draft.t_ns, catalog=self.catalog,
+                                             weight_g=self.pipeline.last_weight_g)
+        committed = self._commit(draft, snap)
+        self.events_committed += 1
+        if self.on_event is not None:
+            self.on_event(committed)
+        return committed
 
     def _record(self, item: _Observed, t2: int, t3: int, t4: int) -> None:
         now_s = time.monotonic()
@@ -536,13 +541,7 @@ class Runtime:
         with self._lock:
             qty = self.pipeline.fusion.reset()
             draft = Event("basket_reset", self._last_t_ns, qty=qty, confidence=1.0, extras={"reason": reason})
-            snap = self.pipeline.basket.snapshot(self._next_seq(), draft.t_ns, catalog=self.catalog,
-                                                 weight_g=self.pipeline.last_weight_g)
-            committed = self._commit(draft, snap)
-            self.events_committed += 1
-            if self.on_event is not None:
-                self.on_event(committed)
-            return committed
+            return self._publish_one(draft)
 
 
 # ---------------------------------------------------------------------------------------------

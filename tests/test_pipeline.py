@@ -518,3 +518,14 @@ def test_a_frame_that_does_not_decode_is_counted_and_skipped(sim_cfg, catalog):
     rt.run()
     assert rt.frames_bad == 4 and rt.frames_done == 36 and rt.fatal is None
     assert rt.status().health["drops"]["bad_frames"] == 4
+
+
+def test_reset_empties_the_basket_with_one_committed_event(sim_cfg, catalog):
+    vision = _SlowVision(list(catalog.skus), 0.0)
+    rt, pipe, events = _collecting_runtime(sim_cfg, catalog, vision, _Camera(fps=200.0, n=5), lossless=True)
+    sku = next(iter(catalog.skus))
+    pipe.basket.add(sku, 2, confidence=0.9, t_ns=1)
+    rt.run()
+    e = rt.reset("shopper paid")
+    assert e.type == "basket_reset" and e.qty == 2 and e.extras["reason"] == "shopper paid"
+    assert pipe.basket.total_qty == 0 and events[-1] is e and rt.events_committed == len(events)
