@@ -250,7 +250,7 @@ def test_subscribers_get_exactly_the_jsonl_and_a_stalled_one_costs_nothing(sim_b
         rt = Runtime(sim_cfg, pipe, lambda: BagSource(sim_bag, speed="max", decode=False), outlet.commit,
                      lossless=True, next_seq=lambda: journal.last_seq + 1)
         rt.run()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60   # a liveness bound: the equality below is the check
         while len(received) < journal.last_seq and time.monotonic() < deadline:
             time.sleep(0.05)
         stop.set()
@@ -290,16 +290,18 @@ def test_scale_pty_closed_and_reopened_while_the_pipeline_runs(sim_cfg, catalog,
                                           source_kind="camera")
         rt.start()
         try:
-            assert _wait(lambda: pipe.stats.scale_samples >= 80, timeout=10)
+            # The waits below are liveness bounds (generous, for a loaded machine), not speed checks.
+            assert _wait(lambda: pipe.stats.scale_samples >= 80, timeout=60)
             assert rt.status().health["sensors"]["scale"] == "connected"
             pty.unplug()
-            assert _wait(lambda: rt.status().health["sensors"]["scale"] != "connected", timeout=5)
+            assert _wait(lambda: rt.status().health["sensors"]["scale"] != "connected", timeout=60)
             frames_then, samples_then = rt.frames_done, pipe.stats.scale_samples
-            time.sleep(0.5)
-            assert rt.frames_done > frames_then          # frames keep flowing without the scale
+            # Frames keep flowing without the scale (15 frames = 0.5 s of camera), and no sample
+            # arrives from an unplugged port meanwhile (a few may still be queued).
+            assert _wait(lambda: rt.frames_done >= frames_then + 15, timeout=60)
             assert pipe.stats.scale_samples - samples_then < 5
             pty.replug()
-            assert _wait(lambda: pipe.stats.scale_samples > samples_then + 40, timeout=10)
+            assert _wait(lambda: pipe.stats.scale_samples > samples_then + 40, timeout=60)
             health = rt.status().health
             assert health["sensors"]["scale"] == "connected"
             assert health["scale"]["reconnects"] >= 1 and health["drops"]["scale"] == 0
