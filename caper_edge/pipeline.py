@@ -53,7 +53,8 @@ from .replay import Pipeline, load_catalog, open_model_vision
 from .bags.images import FrameDecodeError
 from .sources.messages import Frame, GroundTruthEvent, ScaleLine
 
-__all__ = ["FrameLatency", "NewestWins", "Runtime", "create_pipeline", "restore_basket", "vision_workers_for"]
+__all__ = ["FrameLatency", "NewestWins", "Runtime", "create_pipeline", "lossless_for", "restore_basket",
+           "vision_workers_for"]
 
 log = logging.getLogger("caper_edge.pipeline")
 
@@ -224,7 +225,6 @@ class Runtime:
         self.ended = threading.Event()   # the source is used up and every decision is committed
         self.started = False
         self._last_frame_mono: float | None = None
-        self._last_t_ns = 0
         self.last_message_t_ns = 0   # the latest time of anything the commit stage took
         self.first_message_t_ns: int | None = None
 
@@ -443,7 +443,6 @@ class Runtime:
                 t2 = time.monotonic_ns()
                 events = pipe.track(item.frame, item.seen)
                 t3 = time.monotonic_ns()
-                self._last_t_ns = item.frame.t_ns
                 self._publish(events)
                 t4 = time.monotonic_ns()
                 self._record(item, t2, t3, t4)
@@ -540,7 +539,7 @@ class Runtime:
         """Empty the basket (REP ``reset``): one journaled ``basket_reset`` event."""
         with self._lock:
             qty = self.pipeline.fusion.reset()
-            draft = Event("basket_reset", self._last_t_ns, qty=qty, confidence=1.0, extras={"reason": reason})
+            draft = Event("basket_reset", self.last_message_t_ns, qty=qty, confidence=1.0, extras={"reason": reason})
             return self._publish_one(draft)
 
 
@@ -580,6 +579,15 @@ def open_source(cfg: Config, *, speed: str | None = None, bag: str | None = None
     return (lambda: sim), "simulator", sim.catalog
 
 
+def lossless_for(cfg: Config, speed: str | float | None, *, camera: bool = False) -> bool:
+    """``[pipeline] drop_frames``: "never" -> lossless, "newest" -> live, "auto" -> lossless only
+    for a bag or the simulator at speed max (``speed`` "max" or None)."""
+    mode = cfg.pipeline.drop_frames
+    if mode != "auto":
+        return mode == "never"
+    return speed in (None, "max") and not camera
+
+
 def vision_workers_for(cfg: Config, vision: Any) -> int:
     """``[pipeline] vision_workers``, or for 0 (auto): one per core (at most 4) when every engine
     of ``vision`` allows concurrent runs, else 1."""
@@ -616,7 +624,7 @@ class _ServicePipeline:
             from .scale import ScaleReader
 
             reader = lambda on_sample: ScaleReader(cfg.scale, on_sample=on_sample)  # noqa: E731
-        lossless = pc.drop_frames == "never" or (pc.drop_frames == "auto" and pc.speed == "max" and kind != "camera")
+        lossless = lossless_for(cfg, pc.speed, camera=kind == "camera")
         self.runtime = Runtime(cfg, pipe, opener, ctx.commit, lossless=lossless, live_clock=kind == "camera",
                                next_seq=lambda: ctx.journal.last_seq + 1, scale_reader=reader,
                                use_source_scale=scale_mode == "source", source_kind=kind,

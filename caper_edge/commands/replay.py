@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import config
     from ..errors import CaperError
     from ..journal import Journal
-    from ..pipeline import Runtime, vision_workers_for
+    from ..pipeline import Runtime, lossless_for, vision_workers_for
     from ..publish import EventOutlet, EventServer, JsonlSink
     from ..replay import ABLATIONS, Pipeline, load_catalog, open_vision
     from ..sources import BagSource, parse_speed
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     with BagSource(args.bag, speed="max") as probe:
         catalog = load_catalog(probe.catalog, vision)
     pipe = Pipeline(cfg, catalog, vision, mode=mode)
-    lossless = cfg.pipeline.drop_frames == "never" or (cfg.pipeline.drop_frames == "auto" and speed is None)
+    lossless = lossless_for(cfg, speed)
     journal = Journal(":memory:")
     jsonl = JsonlSink(args.events if args.events else "/dev/stdout", mode="truncate")
     server = None

@@ -118,7 +118,7 @@ def evaluate_bag(path: str | Path, cfg: Config, vision: Any, *, mode: str | None
     ``commit(draft, snapshot) -> event`` (e.g. a journal + JSONL outlet; default: none, drafts);
     ``runtime_out`` receives the :class:`~caper_edge.pipeline.Runtime` (for its latency figures);
     ``speed`` other than "max" paces the bag like a camera, with ``[pipeline] drop_frames``."""
-    from ..pipeline import Runtime, vision_workers_for
+    from ..pipeline import Runtime, lossless_for, vision_workers_for
     from ..replay import Pipeline, load_catalog
 
     scenario, seed = bag_scenario(path)
@@ -146,7 +146,7 @@ def evaluate_bag(path: str | Path, cfg: Config, vision: Any, *, mode: str | None
             on_event(event)
         return event
 
-    lossless = speed == "max" or cfg.pipeline.drop_frames == "never"
+    lossless = speed == "max" or lossless_for(cfg, speed)   # eval at speed max is always deterministic
     runtime = Runtime(cfg, pipe, lambda: BagSource(path, speed=speed, decode=False), decided, lossless=lossless,
                       next_seq=next_seq, on_ground_truth=ground_truth, source_kind="bag",
                       vision_workers=vision_workers_for(cfg, vision))
