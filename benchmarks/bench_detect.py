@@ -142,4 +142,36 @@ def cases(quick: bool) -> list[Case]:
             notes=f"float16 head widened on the fly by ours; peer = {ref16_name} (the fastest of four)",
         )
     )
+    return out + _cuda_cases()
+
+
+def _cuda_cases() -> list[Case]:
+    """decode_cuda on a device-resident head (threshold + compact on the GPU, NMS on the CPU)
+    against ours on the CPU after the head is copied back, which is what a TensorRT engine's
+    output would otherwise cost. Only where a GPU and CuPy exist."""
+    import caper_edge
+
+    if caper_edge.cuda_device_count()[0] == 0:
+        return []
+    try:
+        import cupy as cp
+    except ImportError:
+        return []
+    out = []
+    for nc, dtype in [(1, np.float32), (80, np.float32), (80, np.float16)]:
+        raw = realistic_head(nc, seed=nc).astype(dtype)
+        dev = cp.asarray(raw)
+        stream = cp.cuda.get_current_stream()
+        out.append(
+            Case(
+                suite="detect",
+                name=f"cuda decode+NMS {N} cand, {nc} class{'es' if nc > 1 else ''}, f{np.dtype(dtype).itemsize * 8}",
+                ours=lambda dev=dev, stream=stream: detect.decode_cuda(dev, CONF, IOU, MAX_DET, stream=stream),
+                peer=lambda dev=dev: detect.decode(cp.asnumpy(dev), CONF, IOU, MAX_DET),
+                peer_name="copy head to host + ours on CPU",
+                items=N,
+                item_unit="candidates",
+                notes="device-resident head; results on the host when the call returns",
+            )
+        )
     return out

@@ -128,9 +128,30 @@ def test_nvjpeg_matches_the_cpu_decoder(rng, h, w):
     out = jpeg.decode_jpeg_cuda(data, stream=stream)
     stream.synchronize()
     assert out.shape == (h, w, 3) and out.dtype == cp.uint8
-    # Different IDCT and chroma upsampling than libjpeg-turbo: close, not bit-identical.
+    # Different IDCT and chroma upsampling than libjpeg-turbo: close, not bit-identical. On an
+    # H200 the mean difference was 0.93 at 480x640 and 1080x1920 but 3.9-4.5 at 13..17 pixels a
+    # side, where most pixels sit next to an edge of the upsampled chroma (torchvision's nvJPEG
+    # decode differed from libjpeg-turbo by exactly as much).
     diff = np.abs(cp.asnumpy(out).astype(np.int16) - jpeg.decode_jpeg(data).astype(np.int16))
-    assert diff.mean() < 2.0 and np.percentile(diff, 99.9) <= 16
+    small = min(h, w) < 64
+    assert diff.mean() < (6.0 if small else 2.0) and np.percentile(diff, 99.9) <= (24 if small else 16)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(("h", "w"), [(17, 13), (480, 640)])
+def test_nvjpeg_equals_torchvisions_nvjpeg_decode(rng, h, w):
+    """Same library, so the same pixels: checks our plumbing (pitch, channel order, stream) exactly."""
+    if not caper_edge.build_info()["nvjpeg_compiled"]:
+        pytest.skip("this build has no nvJPEG")
+    cp = pytest.importorskip("cupy")
+    torch = pytest.importorskip("torch")
+    tvio = pytest.importorskip("torchvision.io")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA here")
+    data = encode(photo(rng, h, w), cv2.IMWRITE_JPEG_QUALITY, 90)
+    theirs = tvio.decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), device="cuda")
+    ours = cp.asnumpy(jpeg.decode_jpeg_cuda(data))
+    np.testing.assert_array_equal(ours, theirs.permute(1, 2, 0).cpu().numpy())
 
 
 @pytest.mark.gpu

@@ -2,20 +2,20 @@
 // can state it and tests can skip GPU cases with an honest reason.
 #include "bindings.hpp"
 
-#include <sstream>
+#include <string>
 
 #include "caper/build_info.hpp"
 
 namespace caper::bind {
 
 std::string shape_str(const py::array& a) {
-  std::ostringstream s;
-  s << "(";
+  // std::to_string, not an ostringstream: no locale machinery on an error path.
+  std::string s = "(";
   for (py::ssize_t i = 0; i < a.ndim(); ++i) {
-    s << a.shape(i) << (a.ndim() == 1 ? "," : (i + 1 < a.ndim() ? ", " : ""));
+    s += std::to_string(a.shape(i));
+    s += a.ndim() == 1 ? "," : (i + 1 < a.ndim() ? ", " : "");
   }
-  s << ")";
-  return s.str();
+  return s + ")";
 }
 
 void bind_build_info(py::module_& m) {
