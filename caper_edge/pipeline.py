@@ -572,10 +572,14 @@ def open_source(cfg: Config, *, speed: str | None = None, bag: str | None = None
         opener = lambda: BagSource(path, speed=speed, loop=pc.loop, decode=False, ground_truth=ground_truth,  # noqa: E731
                                    max_depth_gap_ms=cfg.camera.max_depth_gap_ms, strict=False)
         return opener, "bag", catalog
+    from .sources.process import ProcessSource
     from .sources.simulator import SimulatorSource
 
+    # The simulator stands in for the camera and the scale, devices outside the cart's process:
+    # it renders in a child process, so its CPU, GIL time and sprite caches are not the cart's.
     options = dict(fps=cfg.sim.fps, depth_every=cfg.sim.depth_every)
-    sim = SimulatorSource(pc.sim_scenario, pc.sim_seed, speed=speed, ground_truth=ground_truth, **options)
+    sim = ProcessSource(SimulatorSource, pc.sim_scenario, pc.sim_seed, speed=speed, ground_truth=ground_truth,
+                        **options)
     return (lambda: sim), "simulator", sim.catalog
 
 

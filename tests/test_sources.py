@@ -5,6 +5,7 @@ depth-to-colour alignment against per-pixel reference implementations."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 import threading
@@ -415,3 +416,82 @@ def test_simulator_source_streams_in_time_order():
     assert len(samples) == len(lines) - 1 and dec.stats.checksum_errors == 0
     skus = src.catalog["skus"]   # the same /catalog document a simulated bag carries
     assert skus and {"sku", "weight_g", "weight_std_g", "price"} <= set(skus[0])
+
+
+# -- ProcessSource: any source in a child process ---------------------------------------------
+
+
+def _same_messages(a, b):
+    from caper_edge.sources import Frame, ScaleLine
+
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert type(x) is type(y) and x.t_ns == y.t_ns
+        if isinstance(x, Frame):
+            assert x.index == y.index and x.depth_t_ns == y.depth_t_ns
+            np.testing.assert_array_equal(x.color, y.color)
+            np.testing.assert_array_equal(x.depth, y.depth)
+        elif isinstance(x, ScaleLine):
+            assert x.data == y.data
+
+
+def test_process_source_streams_what_the_source_yields():
+    from caper_edge.sources.process import ProcessSource, wait_exit
+    from caper_edge.sources.simulator import SimulatorSource
+
+    here = SimulatorSource("simple", 4, 2.0, speed="max", ground_truth=True)
+    want = list(here)
+    with ProcessSource(SimulatorSource, "simple", 4, 2.0, speed="max", ground_truth=True) as there:
+        assert there.pid != os.getpid()
+        assert there.catalog == here.catalog and there.camera == here.camera
+        got = list(there)
+        assert there.stats.frames == here.stats.frames == 60
+        assert there.stats.scale_lines == here.stats.scale_lines > 0
+        assert wait_exit(there, 10.0), "the child must exit once its stream ended"
+    _same_messages(got, want)
+
+
+def test_process_source_names_a_source_that_cannot_start():
+    from caper_edge.errors import InputError
+    from caper_edge.sources.process import ProcessSource
+    from caper_edge.sources.simulator import SimulatorSource
+
+    with pytest.raises(InputError, match=r"SimulatorSource in a child process failed to start: .*nope"):
+        ProcessSource(SimulatorSource, "nope", 1, 1.0)
+
+
+def test_process_source_reports_a_killed_child_and_close_stops_a_running_one():
+    import signal
+    import threading
+
+    from caper_edge.errors import InputError
+    from caper_edge.sources.process import ProcessSource, wait_exit
+    from caper_edge.sources.simulator import SimulatorSource
+
+    src = ProcessSource(SimulatorSource, "long", 1, 600.0, speed="max", ground_truth=False)
+    it = iter(src)
+    for _ in range(5):
+        next(it)
+    os.kill(src.pid, signal.SIGKILL)
+    with pytest.raises(InputError, match=r"child process \(pid \d+\) ended without finishing its stream: exit code -9"):
+        for _ in it:
+            pass
+    src.close()
+
+    # close() from another thread (the runtime's stop) ends the iteration and the child.
+    src = ProcessSource(SimulatorSource, "long", 1, 600.0, speed="realtime", ground_truth=False)
+    seen = []
+
+    def consume():
+        for msg in src:
+            seen.append(msg)
+
+    t = threading.Thread(target=consume)
+    t.start()
+    deadline = time.monotonic() + 30
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    src.close()
+    t.join(10)
+    assert seen and not t.is_alive()
+    assert wait_exit(src, 5.0)

@@ -4,6 +4,7 @@
 * :class:`BagSource` replays a bag (``speed`` realtime, max or a factor; ``loop``).
 * :class:`SimulatorSource` renders a simulated cart on the fly, without writing a bag.
 * :class:`RealSenseSource` reads a live RealSense camera (pyrealsense2 imported lazily).
+* :class:`~caper_edge.sources.process.ProcessSource` runs any of them in a child process.
 * :class:`Recorder` writes what a source yields to MCAP bags with size or time rotation.
 """
 

@@ -13,7 +13,7 @@ namespace caper::bind {
 namespace {
 
 bool is_float16(const py::array& a) { return a.dtype().kind() == 'f' && a.dtype().itemsize() == 2; }
-bool is_float32(const py::array& a) { return a.dtype().is(py::dtype::of<float>()); }
+bool is_float32(const py::array& a) { return a.dtype().equal(py::dtype::of<float>()); }
 
 void check_params(const detect::DecodeParams& p) {
   if (!(p.conf_threshold >= 0.0f && p.conf_threshold <= 1.0f)) {

@@ -41,9 +41,9 @@ pp::OutType out_type(const py::array& out) {
   const bool contiguous = (out.flags() & py::array::c_style) != 0;
   const bool writeable = out.writeable();
   pp::OutType t;
-  if (out.dtype().is(py::dtype::of<float>())) {
+  if (out.dtype().equal(py::dtype::of<float>())) {
     t = pp::OutType::kFloat32;
-  } else if (out.dtype().is(py::dtype("float16"))) {
+  } else if (out.dtype().equal(py::dtype("float16"))) {
     t = pp::OutType::kFloat16;
   } else {
     throw py::value_error("out must be float32 or float16, got " + std::string(py::str(out.dtype())));

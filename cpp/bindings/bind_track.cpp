@@ -62,7 +62,7 @@ py::tuple linear_assignment_py(const py::handle& cost_obj, double cost_limit) {
   const bool is_array = py::isinstance<py::array>(cost_obj);
   py::array cost = is_array ? py::reinterpret_borrow<py::array>(cost_obj) : py::array();
   const bool native = is_array && (cost.flags() & py::array::c_style) != 0 &&
-                      (cost.dtype().is(py::dtype::of<double>()) || cost.dtype().is(py::dtype::of<float>()));
+                      (cost.dtype().equal(py::dtype::of<double>()) || cost.dtype().equal(py::dtype::of<float>()));
   if (!native) {
     // Anything else (lists, integer or strided arrays) is converted once to float64.
     cost = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(cost_obj);
@@ -75,7 +75,7 @@ py::tuple linear_assignment_py(const py::handle& cost_obj, double cost_limit) {
   if (cost.ndim() != 2) {
     throw py::value_error("cost must be a 2-D (n_rows, n_cols) array, got shape " + shape_str(cost));
   }
-  if (cost.dtype().is(py::dtype::of<float>())) return assign_from<float>(cost, cost_limit);
+  if (cost.dtype().equal(py::dtype::of<float>())) return assign_from<float>(cost, cost_limit);
   return assign_from<double>(cost, cost_limit);
 }
 

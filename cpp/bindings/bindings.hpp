@@ -19,9 +19,11 @@ void bind_cuda(py::module_& m);
 
 // Raise ValueError unless `a` is C-contiguous with the given dtype. `what` names the argument
 // in the message, e.g. "image must be C-contiguous uint8, got float64 with strides (...)".
+// dtypes compare with ==, never by identity: an unpickled array (a frame from a child process)
+// carries its own uint8 dtype object, equal to numpy's but not the same one.
 template <typename T>
 void require_c_contiguous(const py::array& a, const char* what) {
-  const bool dtype_ok = py::isinstance<py::array_t<T>>(a) && a.dtype().is(py::dtype::of<T>());
+  const bool dtype_ok = py::isinstance<py::array_t<T>>(a) && a.dtype().equal(py::dtype::of<T>());
   const bool contiguous = (a.flags() & py::array::c_style) != 0;
   if (!dtype_ok || !contiguous) {
     std::string got = std::string(py::str(a.dtype()));
