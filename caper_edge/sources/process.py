@@ -5,8 +5,9 @@ perception process; rendered in the same process it took a share of the GIL and 
 process's memory with its own sprite caches. :class:`ProcessSource` runs a source class in a
 fresh interpreter (``python -m caper_edge.sources.process``: no fork of a threaded process, and
 unlike multiprocessing's ``spawn`` no re-import of the caller's main script) and streams its
-messages, pickled, through a pipe. The pipe is the back pressure: the child blocks on send while the cart is busy,
-so a ``speed = "max"`` session stays lossless and deterministic, and a paced one keeps its pace.
+messages, pickled, through a pipe. The pipe is the back pressure: the child blocks on send while
+the cart is busy, so a ``speed = "max"`` session stays lossless and deterministic, and a paced
+one keeps its pace.
 
 Errors: a source that fails to start raises in the parent at construction (with the child's
 message); one that fails later raises :class:`~caper_edge.errors.InputError` from iteration;
@@ -72,7 +73,8 @@ class ProcessSource:
     Parameters
     ----------
     cls:
-        A source class (importable, so that ``spawn`` can pickle it), e.g. ``SimulatorSource``.
+        A source class, importable by module and name in a fresh interpreter, e.g.
+        ``SimulatorSource``.
     *args, **kwargs:
         Its constructor's arguments (picklable).
 
