@@ -20,7 +20,7 @@ import numpy as np
 
 from caper_edge import detect
 
-from .harness import Case
+from .harness import Case, gpu_cupy
 
 CONF, IOU, MAX_DET = 0.25, 0.45, 300
 N = 8400  # 80x80 + 40x40 + 20x20 anchors of a 640x640 input
@@ -149,13 +149,8 @@ def _cuda_cases() -> list[Case]:
     """decode_cuda on a device-resident head (threshold + compact on the GPU, NMS on the CPU)
     against ours on the CPU after the head is copied back, which is what a TensorRT engine's
     output would otherwise cost. Only where a GPU and CuPy exist."""
-    import caper_edge
-
-    if caper_edge.cuda_device_count()[0] == 0:
-        return []
-    try:
-        import cupy as cp
-    except ImportError:
+    cp = gpu_cupy()
+    if cp is None:
         return []
     out = []
     for nc, dtype in [(1, np.float32), (80, np.float32), (80, np.float16)]:

@@ -18,7 +18,7 @@ import numpy as np
 from caper_edge import jpeg
 from caper_edge import preprocess as pp
 
-from .harness import Case
+from .harness import Case, gpu_cupy
 
 SUITE = "jpeg"
 SIZES = [(480, 640), (720, 1280)]
@@ -44,11 +44,8 @@ def _opencv_rgb(data: bytes) -> np.ndarray:
 def _cuda_cases(frames: dict) -> list[Case]:
     import caper_edge
 
-    if caper_edge.cuda_device_count()[0] == 0 or not caper_edge.build_info().get("nvjpeg_compiled"):
-        return []
-    try:
-        import cupy as cp
-    except ImportError:
+    cp = gpu_cupy()
+    if cp is None or not caper_edge.build_info().get("nvjpeg_compiled"):
         return []
     stream = cp.cuda.get_current_stream()
     out = []

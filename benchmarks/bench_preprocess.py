@@ -20,7 +20,7 @@ import numpy as np
 
 from caper_edge import preprocess as pp
 
-from .harness import Case
+from .harness import Case, gpu_cupy
 
 SUITE = "preprocess"
 _TO_RGB = {"rgb8": None, "yuyv": "COLOR_YUV2RGB_YUYV"}
@@ -128,13 +128,8 @@ def _depth_to_meters_case(rng) -> Case:
 
 def _cuda_cases(rng) -> list[Case]:
     """Kernel figures where a GPU and CuPy exist: device input, synchronised per call."""
-    import caper_edge
-
-    if caper_edge.cuda_device_count()[0] == 0:
-        return []
-    try:
-        import cupy as cp
-    except ImportError:
+    cp = gpu_cupy()
+    if cp is None:
         return []
     cases = []
     for name, hw, fmt, size, dtype in [

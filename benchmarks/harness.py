@@ -47,6 +47,19 @@ class Case:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def gpu_cupy() -> Any:
+    """CuPy where a usable CUDA GPU and CuPy both exist (the GPU cases run), else None."""
+    import caper_edge
+
+    if caper_edge.cuda_device_count()[0] == 0:
+        return None
+    try:
+        import cupy
+    except ImportError:
+        return None
+    return cupy
+
+
 def time_calls(fn: Callable[[], Any], *, min_time_s: float, min_reps: int, max_reps: int) -> np.ndarray:
     """Per-call wall times in seconds, after a warm-up, with the GC paused."""
     for _ in range(3):

@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 
-
 from caper_edge.client import ServerUnavailable
 
 # -- a fake systemd -------------------------------------------------------------------------------

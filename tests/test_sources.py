@@ -436,7 +436,7 @@ def _same_messages(a, b):
 
 
 def test_process_source_streams_what_the_source_yields():
-    from caper_edge.sources.process import ProcessSource, wait_exit
+    from caper_edge.sources.process import ProcessSource
     from caper_edge.sources.simulator import SimulatorSource
 
     here = SimulatorSource("simple", 4, 2.0, speed="max", ground_truth=True)
@@ -447,7 +447,7 @@ def test_process_source_streams_what_the_source_yields():
         got = list(there)
         assert there.stats.frames == here.stats.frames == 60
         assert there.stats.scale_lines == here.stats.scale_lines > 0
-        assert wait_exit(there, 10.0), "the child must exit once its stream ended"
+        assert there.wait_exit(10.0), "the child must exit once its stream ended"
     _same_messages(got, want)
 
 
@@ -465,7 +465,7 @@ def test_process_source_reports_a_killed_child_and_close_stops_a_running_one():
     import threading
 
     from caper_edge.errors import InputError
-    from caper_edge.sources.process import ProcessSource, wait_exit
+    from caper_edge.sources.process import ProcessSource
     from caper_edge.sources.simulator import SimulatorSource
 
     src = ProcessSource(SimulatorSource, "long", 1, 600.0, speed="max", ground_truth=False)
@@ -494,4 +494,4 @@ def test_process_source_reports_a_killed_child_and_close_stops_a_running_one():
     src.close()
     t.join(10)
     assert seen and not t.is_alive()
-    assert wait_exit(src, 5.0)
+    assert src.wait_exit(5.0)

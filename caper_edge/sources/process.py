@@ -22,7 +22,6 @@ import pickle
 import signal
 import subprocess
 import sys
-import time
 import traceback
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
@@ -166,8 +165,13 @@ class ProcessSource:
             except subprocess.TimeoutExpired:
                 continue
 
-    def child_alive(self) -> bool:
-        return self._proc.poll() is None
+    def wait_exit(self, timeout: float) -> bool:
+        """True once the child has exited, False if it still runs after ``timeout`` seconds."""
+        try:
+            self._proc.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
 
     def __enter__(self) -> ProcessSource:
         return self
@@ -180,16 +184,6 @@ class ProcessSource:
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
-
-
-def wait_exit(source: ProcessSource, timeout: float) -> bool:
-    """True once the child has exited (for tests), False after ``timeout`` seconds."""
-    end = time.monotonic() + timeout
-    while source.child_alive():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def _child_main(fd: int) -> None:
