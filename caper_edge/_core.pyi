@@ -191,6 +191,7 @@ class TrackerParams:
     unconfirmed_min_iou: float
     appearance_weight: float
     appearance_gate: float
+    rest_appearance_gate: float
     reid_max_appearance_distance: float
     reid_max_displacement: float
     embedding_momentum: float

@@ -367,6 +367,11 @@ class TrackerConfig:
     """Cosine distance above which a pair is forbidden whatever its overlap. Lower prevents more
     identity swaps between different products, but rejects true matches with poor crops (motion
     blur, a hand covering half the item)."""
+    rest_appearance_gate: float
+    """The same gate for a track at rest, applied in every stage including the low-score one
+    (whose IoU-only matching would otherwise let a product put down on or over a resting one
+    continue the resting product's track). The stricter of the two gates applies. Lower stops more
+    such take-overs, but a resting product seen partly hidden may lose its track for a while."""
     reid_max_appearance_distance: float
     """A lost track may be re-found without any overlap when the cosine distance is below this.
     Higher re-identifies items moved while hidden, but risks taking over a lookalike's identity."""
@@ -445,7 +450,7 @@ class TrackerConfig:
         check(self.low_score_threshold <= self.high_score_threshold, "tracker.low_score_threshold",
               self.low_score_threshold, f"<= tracker.high_score_threshold ({self.high_score_threshold})")
         check(0.0 < self.match_cost_limit <= 2.0, "tracker.match_cost_limit", self.match_cost_limit, "a cost in (0, 2]")
-        for key in ("appearance_gate", "reid_max_appearance_distance"):
+        for key in ("appearance_gate", "rest_appearance_gate", "reid_max_appearance_distance"):
             check(0.0 <= getattr(self, key) <= 2.0, f"tracker.{key}", getattr(self, key), "a cosine distance in [0, 2]")
         check(0.0 <= self.embedding_momentum < 1.0, "tracker.embedding_momentum", self.embedding_momentum,
               "a number in [0, 1)")

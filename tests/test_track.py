@@ -158,6 +158,56 @@ def test_resting_item_keeps_id_through_hand_occlusion(rng, hidden_frames, with_a
     assert 1 not in s.track_ids("hand")
 
 
+
+def at_distance(rng, look: np.ndarray, d: float) -> np.ndarray:
+    """A unit vector at cosine distance ``d`` from ``look``."""
+    other = unit(rng, look.size)
+    other = other - (other @ look) * look
+    other /= np.linalg.norm(other)
+    c = 1.0 - d
+    return (c * look + np.sqrt(1.0 - c * c) * other).astype(np.float32)
+
+
+@pytest.mark.parametrize("score", [0.9, 0.3])  # first-stage and low-score-stage detection
+@pytest.mark.parametrize("gate, continues", [(2.0, True), (0.3, False)])
+def test_rest_gate_stops_a_new_product_put_down_over_a_resting_one(rng, score, gate, continues):
+    """A hand covers a resting product and leaves a different one (cosine distance 0.35: inside
+    the general gate 0.4) on top of it, first seen with a high or a low score. Without the rest
+    gate the resting product's track continues on the new product (the low-score stage looks at
+    IoU only); with rest_appearance_gate 0.3 it does not, and the new product starts its own
+    track once it scores high enough."""
+    look = unit(rng)
+    new = at_distance(rng, look, 0.35)
+    s = Scene(Tracker(rest_appearance_gate=gate))
+    for _ in range(45):
+        s.step({"item": (box(320, 240), 0.9, ITEM, look, 0.5)})
+    for _ in range(10):
+        s.step({"hand": (box(325, 243, 90, 95), 0.9, HAND, None, 0.3)})
+    for _ in range(5):
+        s.step({"new": (box(326, 236, 64, 66), score, ITEM, new, 0.45)})
+    for _ in range(10):
+        s.step({"new": (box(326, 236, 64, 66), 0.9, ITEM, new, 0.45)})
+    ids = s.track_ids("new")
+    assert (ids == {1}) == continues
+    if not continues:
+        assert len(ids) == 1 and 1 not in ids
+        lost = s.tracker.all_tracks()
+        assert 1 in lost.track_id.tolist()  # the hidden product's track waits, lost at rest
+
+
+def test_rest_gate_leaves_moving_tracks_and_the_same_product_alone(rng):
+    """Only tracks at rest are held to the rest gate: a product carried in keeps its track
+    through a look change inside the general gate, and a resting product seen again with its
+    own look keeps its ID."""
+    look = unit(rng)
+    s = Scene(Tracker(rest_appearance_gate=0.2))
+    for f in range(20):  # moving: never at rest
+        s.step({"a": (box(150 + 8 * f, 240), 0.9, ITEM, look if f < 10 else at_distance(rng, look, 0.3), 0.5)})
+    assert s.track_ids("a") == {1}
+    s = Scene(Tracker(rest_appearance_gate=0.2))
+    rest_then_hide(s, (320, 240), look, 30, (323, 242), at_distance(rng, look, 0.1), hand=True)
+    assert s.track_ids("item") == {1}
+
 def test_moving_item_outside_the_basket_expires_fast():
     # The same 45-frame gap outside the basket (moving, zone outside): the track is gone
     # (outside_lost_timeout_s = 0.5 s) and the item comes back with a new ID.
@@ -353,6 +403,7 @@ def test_configuration_paths(tmp_path):
     [
         ({"min_iuo": 0.3}, "unknown tracker parameter 'min_iuo'"),
         ({"min_iou": 2.0}, "tracker.min_iou = 2.0"),
+        ({"rest_appearance_gate": 3.0}, "tracker.rest_appearance_gate = 3.0"),
         ({"low_score_threshold": 0.9}, "tracker.low_score_threshold"),
         ({"confirm_hits": 0}, "tracker.confirm_hits = 0"),
         ({"basket_polygon": [[0, 0], [1, 1]]}, "tracker.basket_polygon"),

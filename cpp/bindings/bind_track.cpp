@@ -229,6 +229,7 @@ documents every field, its unit and its trade-off); the constructor of Tracker v
       CAPER_PARAM(unconfirmed_min_iou, "tentative tracks: min IoU")
       CAPER_PARAM(appearance_weight, "weight of the cosine distance in the fused cost")
       CAPER_PARAM(appearance_gate, "cosine distance above which a pair is forbidden")
+      CAPER_PARAM(rest_appearance_gate, "... for a track at rest, low-score stage included")
       CAPER_PARAM(reid_max_appearance_distance, "re-identify a lost track without overlap below this")
       CAPER_PARAM(reid_max_displacement, "... if it moved less (box diagonals)")
       CAPER_PARAM(embedding_momentum, "EMA weight of the old embedding")

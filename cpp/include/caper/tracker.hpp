@@ -27,6 +27,7 @@ struct TrackerParams {
   double unconfirmed_min_iou = 0.3;        // tentative tracks: min IoU with a detection
   double appearance_weight = 0.5;          // weight of the cosine distance in the fused cost
   double appearance_gate = 0.4;            // cosine distance above which a pair is forbidden
+  double rest_appearance_gate = 2.0;       // ... for a track at rest, in every stage (low-score too); 2 = off
   double reid_max_appearance_distance = 0.2;  // lost track re-found without overlap below this
   double reid_max_displacement = 1.5;      // ... if the detection moved less (box diagonals)
   double embedding_momentum = 0.9;         // EMA weight of the old embedding (0..1)

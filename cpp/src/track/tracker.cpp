@@ -97,6 +97,8 @@ void check_params(const TrackerParams& p) {
   unit("appearance_weight", p.appearance_weight);
   if (!(p.appearance_gate >= 0.0 && p.appearance_gate <= 2.0))
     bad_param("appearance_gate", p.appearance_gate, "a cosine distance in [0, 2]");
+  if (!(p.rest_appearance_gate >= 0.0 && p.rest_appearance_gate <= 2.0))
+    bad_param("rest_appearance_gate", p.rest_appearance_gate, "a cosine distance in [0, 2]");
   if (!(p.reid_max_appearance_distance >= 0.0 && p.reid_max_appearance_distance <= 2.0))
     bad_param("reid_max_appearance_distance", p.reid_max_appearance_distance, "a cosine distance in [0, 2]");
   non_negative("reid_max_displacement", p.reid_max_displacement);
@@ -321,7 +323,10 @@ void iou_row(const Box& a, std::size_t n, const double* __restrict x1, const dou
 //   low-score:    1 - IoU (their crops are unreliable, so no appearance);
 //   unconfirmed:  1 - IoU.
 // Every stage forbids other classes (class_gating) and, except the low-score one, pairs
-// whose appearance differs by more than appearance_gate.
+// whose appearance differs by more than appearance_gate. A track at rest is also held to
+// rest_appearance_gate in every stage, the low-score one included: a resting product's look
+// is steady, and a different product put down on or over it (often scored low while the hand
+// still covers it) must start its own track instead of continuing the resting one's.
 void Tracker::fill_cost_row(Stage stage, const Track& t, const std::vector<int32_t>& dets,
                             const FrameInput& in, double* out) {
   const std::size_t C = dets.size();
@@ -345,11 +350,11 @@ void Tracker::fill_cost_row(Stage stage, const Track& t, const std::vector<int32
       out[c] = kInf;
       continue;
     }
-    const bool has_app = stage != Stage::LowScore && !t.embedding.empty() && det_has_emb_[det] != 0;
+    const bool has_app = (stage != Stage::LowScore || t.at_rest) && !t.embedding.empty() && det_has_emb_[det] != 0;
     const double app = has_app ? cosine_distance(t.embedding.data(), det_unit_emb_.data() + det * embedding_dim_,
                                                  embedding_dim_)
                                : 0.0;
-    if (has_app && app > p_.appearance_gate) {
+    if (has_app && ((t.at_rest && app > p_.rest_appearance_gate) || (stage != Stage::LowScore && app > p_.appearance_gate))) {
       out[c] = kInf;
       continue;
     }
