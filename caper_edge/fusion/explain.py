@@ -145,7 +145,7 @@ class SearchStats:
     pairs : (path, extras row) pairs tested exactly (the windows' contents).
     leaves : pairs that fit within ``z_prune`` (scored explanation paths).
     groups : distinct multisets among the leaves (explanations before ``log_margin``).
-    residual : explanations more than ``log_margin`` below the best: in the normaliser only.
+    residual : explanations with a posterior below e^-log_margin: in the normaliser, not listed.
     bounded, dropped_log_mass : nothing is dropped unscored any more (0 and -inf); kept so that
         callers of the former depth-first search still read them.
     """
