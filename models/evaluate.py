@@ -103,13 +103,67 @@ def build_gallery(embedder: Embedder, crops: Sequence[np.ndarray], labels: Seque
     return g
 
 
+def farthest_views(embeddings: np.ndarray, k: int) -> np.ndarray:
+    """Indices of ``k`` rows of unit ``embeddings`` that cover them: the row nearest their mean,
+    then repeatedly the row furthest (cosine) from every row chosen so far. Deterministic."""
+    n = len(embeddings)
+    if n <= k:
+        return np.arange(n)
+    mean = embeddings.mean(0)
+    chosen = [int(np.argmax(embeddings @ mean))]
+    dist = 1.0 - embeddings @ embeddings[chosen[0]]
+    for _ in range(k - 1):
+        j = int(np.argmax(dist))
+        chosen.append(j)
+        dist = np.minimum(dist, 1.0 - embeddings @ embeddings[j])
+    return np.array(chosen)
+
+
+def add_views(gallery: Gallery, embedder: Embedder, crops: Sequence[np.ndarray], labels: Sequence[str],
+              per_sku: int, exclude: set[str] = frozenset()) -> int:
+    """Enroll up to ``per_sku`` more views of every SKU already in ``gallery``, chosen among
+    ``crops`` by :func:`farthest_views` (e.g. detector crops from recorded sessions,
+    models/bag_crops.py: the looks the cart meets, such as products cut by the image edge).
+    Returns the views added."""
+    added = 0
+    enrolled = {s.sku for s in gallery.skus} - set(exclude)
+    for sku in sorted(enrolled & set(labels)):
+        idx = [i for i, label in enumerate(labels) if label == sku]
+        e = np.concatenate([embedder.embed([crops[i] for i in idx[a:a + 256]]) for a in range(0, len(idx), 256)])
+        pick = farthest_views(e, per_sku)
+        gallery.add(gallery.info(sku), e[pick], replace_info=False)
+        added += len(pick)
+    return added
+
+
+def _ranked_metrics(ranked: list[list[str]], truth: list[str], twins: dict[str, set[str]]) -> dict:
+    plain = [j for j, t in enumerate(truth) if t not in twins]
+    alike = [j for j, t in enumerate(truth) if t in twins]
+
+    def acc(rows: list[int], k: int) -> float | None:
+        return topk_accuracy([ranked[j] for j in rows], [truth[j] for j in rows], k) if rows else None
+
+    return {"queries": len(truth), "top1": topk_accuracy(ranked, truth, 1), "top3": topk_accuracy(ranked, truth, 3),
+            "top1_no_lookalike": acc(plain, 1), "top3_no_lookalike": acc(plain, 3),
+            "top1_lookalike": acc(alike, 1), "top3_lookalike": acc(alike, 3)}
+
+
 def evaluate_gallery(model: Path, enroll: Path, val: Path, unknown_skus: Sequence[str], per_sku: int = 8,
-                     threads: int = 1, save_gallery: Path | None = None, data=None) -> dict:
+                     threads: int = 1, save_gallery: Path | None = None, data=None, *,
+                     extra_views: tuple[Sequence[np.ndarray], Sequence[str]] | None = None, extra_per_sku: int = 0,
+                     runtime_queries: tuple[Sequence[np.ndarray], Sequence[str]] | None = None) -> dict:
+    """Gallery metrics of one embedder (see the module docstring). ``extra_views`` (crops,
+    labels) adds up to ``extra_per_sku`` views per SKU to the enrolled gallery (:func:`add_views`);
+    ``runtime_queries`` (crops, labels), e.g. detector crops of held-out sessions, are scored on
+    the same gallery and reported under ``"runtime"``."""
     engine = _engine(model, threads)
     embedder = Embedder(engine)
     model_sha = sha256_file(model)
     (e_crops, e_labels), (q_crops, q_labels) = data if data is not None else (load_crops(enroll), load_crops(val))
     gallery = build_gallery(embedder, e_crops, e_labels, per_sku, model_sha, rows=catalog_rows(enroll))
+    added = 0
+    if extra_views is not None and extra_per_sku > 0:
+        added = add_views(gallery, embedder, extra_views[0], extra_views[1], extra_per_sku)
     q_labels = list(q_labels)
     enrolled = set(s.sku for s in gallery.skus)
     keep = [i for i, l in enumerate(q_labels) if l in enrolled]
@@ -132,16 +186,29 @@ def evaluate_gallery(model: Path, enroll: Path, val: Path, unknown_skus: Sequenc
         "top1_never_trained_skus": (topk_accuracy([ranked[j] for j, t in enumerate(truth) if t in unknown],
                                                   [t for t in truth if t in unknown], 1) if unknown & set(truth) else None),
     }
+    result["extra_views"] = {"per_sku": extra_per_sku, "added": added}
+    if runtime_queries is not None:
+        r_keep = [i for i, label in enumerate(runtime_queries[1]) if label in enrolled]
+        r_truth = [runtime_queries[1][i] for i in r_keep]
+        r_emb = np.concatenate([embedder.embed([runtime_queries[0][i] for i in r_keep[a:a + 256]])
+                                for a in range(0, len(r_keep), 256)]) if r_keep else np.zeros((0, gallery.dim), np.float32)
+        r_ranked = gallery.search(r_emb, k=3).skus if r_keep else []
+        result["runtime"] = _ranked_metrics(r_ranked, r_truth, twins)
     if unknown:
-        result["open_set"] = _open_set(embedder, e_crops, e_labels, q_emb, truth, unknown, per_sku, model_sha, gallery)
+        extra = (extra_views, extra_per_sku) if added else None
+        result["open_set"] = _open_set(embedder, e_crops, e_labels, q_emb, truth, unknown, per_sku, model_sha, gallery,
+                                       extra)
     if save_gallery is not None:
         gallery.save(save_gallery)
         result["gallery"] = str(save_gallery)
     return result
 
 
-def _open_set(embedder, e_crops, e_labels, q_emb, truth, unknown, per_sku, model_sha, full_gallery) -> dict:
+def _open_set(embedder, e_crops, e_labels, q_emb, truth, unknown, per_sku, model_sha, full_gallery, extra=None) -> dict:
     known_gallery = build_gallery(embedder, e_crops, e_labels, per_sku, model_sha, exclude=unknown)
+    if extra is not None:  # the same extra views as the shipped gallery: the same score scale
+        (x_crops, x_labels), x_per_sku = extra
+        add_views(known_gallery, embedder, x_crops, x_labels, x_per_sku)
     is_unknown = np.array([t in unknown for t in truth])
     halves = np.arange(len(truth)) % 2 == 0            # calibrate on even queries, test on odd
     cal = known_gallery.calibrate_unknown(q_emb[halves & ~is_unknown], q_emb[halves & is_unknown],
@@ -180,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--unknown-skus", default="", help="comma-separated SKUs left out for the open-set ROC")
     g.add_argument("--per-sku", type=int, default=8, help="crops enrolled per SKU")
     g.add_argument("--save-gallery", type=Path)
+    g.add_argument("--extra-views", type=Path, help="crops folder (e.g. models/bag_crops.py output) to enroll more views from")
+    g.add_argument("--extra-per-sku", type=int, default=40, help="views per SKU taken from --extra-views")
+    g.add_argument("--runtime-val", type=Path, help="held-out detector crops (models/bag_crops.py) scored as well")
     for p in (d, g):
         p.add_argument("--threads", type=int, default=1)
         p.add_argument("--json", type=Path)
@@ -188,7 +258,10 @@ def main(argv: list[str] | None = None) -> int:
         result = evaluate_detector(args.model, args.val, args.limit, args.threads)
     else:
         result = evaluate_gallery(args.model, args.enroll, args.val, [s for s in args.unknown_skus.split(",") if s],
-                                  args.per_sku, args.threads, args.save_gallery)
+                                  args.per_sku, args.threads, args.save_gallery,
+                                  extra_views=load_crops(args.extra_views) if args.extra_views else None,
+                                  extra_per_sku=args.extra_per_sku if args.extra_views else 0,
+                                  runtime_queries=load_crops(args.runtime_val) if args.runtime_val else None)
     text = json.dumps(result, indent=1)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -82,12 +82,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--assets", type=Path, default=Path("caper_edge/assets"))
     ap.add_argument("--work", type=Path, default=Path("models/out/release"))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--extra-views", type=Path,
+                    help="detector crops of recorded sessions (models/bag_crops.py) to enroll more gallery views from")
+    ap.add_argument("--extra-per-sku", type=int, default=40, help="gallery views per SKU taken from --extra-views")
+    ap.add_argument("--runtime-val", type=Path,
+                    help="detector crops of held-out sessions (models/bag_crops.py), reported as gallery 'runtime' metrics")
     ap.add_argument("--no-incumbent", action="store_true",
                     help="package the candidates even if the models already in --assets measure better")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     unknown = [s for s in args.unknown_skus.split(",") if s]
-    report: dict = {"onnxruntime": ort.__version__, "train": str(args.train), "val": str(args.val), "created_unix": time.time()}
+    report: dict = {"onnxruntime": ort.__version__, "train": str(args.train), "val": str(args.val), "created_unix": time.time(),
+                    "extra_views": str(args.extra_views) if args.extra_views else None, "extra_per_sku": args.extra_per_sku,
+                    "runtime_val": str(args.runtime_val) if args.runtime_val else None}
     incumbents = {} if args.no_incumbent else {n: _incumbent(args.assets, n, args.work) for n in ("detector", "embedder")}
     release: dict = {}
 
@@ -123,16 +130,19 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. Embedder + gallery: fp32 metrics (saving the calibrated gallery), INT8 through the gate.
     crop_data = (load_crops(args.train), load_crops(args.val))
+    views = dict(extra_views=load_crops(args.extra_views) if args.extra_views else None,
+                 extra_per_sku=args.extra_per_sku if args.extra_views else 0,
+                 runtime_queries=load_crops(args.runtime_val) if args.runtime_val else None)
     gallery_path = args.work / "gallery.npz"
     gal = ev.evaluate_gallery(args.embedder, args.train, args.val, unknown, args.per_sku, args.threads,
-                              save_gallery=gallery_path, data=crop_data)
+                              save_gallery=gallery_path, data=crop_data, **views)
     inc_gal = None
     if incumbents.get("embedder") is not None:
         inc_gallery_path = args.work / "incumbent_gallery.npz"
         inc_gal = ev.evaluate_gallery(incumbents["embedder"], args.train, args.val, unknown, args.per_sku, args.threads,
-                                      save_gallery=inc_gallery_path, data=crop_data)
+                                      save_gallery=inc_gallery_path, data=crop_data, **views)
     take, why = measures_better(gal, inc_gal, *RELEASE_METRICS["embedder"])
-    keys = ("top1", "top3", "top1_no_lookalike", "top1_lookalike")
+    keys = ("top1", "top3", "top1_no_lookalike", "top1_lookalike") + (("runtime",) if args.runtime_val else ())
     release["embedder"] = {"candidate": str(args.embedder), "replaced": take, "reason": why,
                            "candidate_metrics": {k: gal[k] for k in keys},
                            "incumbent_metrics": None if inc_gal is None else {k: inc_gal[k] for k in keys}}
@@ -148,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     emb_eval: dict = {}
 
     def emb_metric(m: Path) -> float:
-        r = ev.evaluate_gallery(m, args.train, args.val, [], args.per_sku, args.threads, data=crop_data)
+        r = ev.evaluate_gallery(m, args.train, args.val, [], args.per_sku, args.threads, data=crop_data, **views)
         if m != args.embedder:
             emb_eval.update(r)
         return r["top1"]

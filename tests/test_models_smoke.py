@@ -336,3 +336,43 @@ def test_arcface_head_loss_falls_when_embeddings_align():
     aligned = head(w, labels)                  # each embedding on its class centre
     misaligned = head(w[[1, 2, 0]], labels)    # on another class's centre
     assert float(aligned.detach()) < float(misaligned.detach())
+
+
+def test_farthest_views_start_at_the_mean_and_cover_the_spread():
+    from models.evaluate import farthest_views
+
+    e = np.array([[1, 0, 0], [0.995, 0.0998, 0], [0, 1, 0], [0, 0, 1], [0.7071, 0.7071, 0]], np.float32)
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    first = int(np.argmax(e @ e.mean(0)))
+    pick = farthest_views(e, 3).tolist()
+    assert pick[0] == first and len(set(pick)) == 3
+    # the two near-duplicates of [1, 0, 0] are never both taken before the far rows
+    assert not {0, 1} <= set(pick)
+    assert farthest_views(e, 9).tolist() == [0, 1, 2, 3, 4]
+    assert farthest_views(e, 3).tolist() == pick  # deterministic
+
+
+def test_extra_views_and_runtime_queries(tmp_path, rng, crop_sets):
+    """Extra views are enrolled for known SKUs only; runtime queries are scored on the same
+    gallery, and brute force (nearest of every enrolled view) agrees with the reported top-1."""
+    from caper_edge.embedding import Embedder
+    from caper_edge.engines import OnnxRuntimeEngine
+    from models.evaluate import evaluate_gallery
+
+    model = linear_embedder(tmp_path / "emb.onnx", rng)
+    (e_crops, e_labels), (q_crops, q_labels) = crop_sets
+    extra = (q_crops[::2] + e_crops[:2], q_labels[::2] + ["NEW"] * 2)   # "NEW" is not enrolled: ignored
+    runtime = (q_crops[1::2], q_labels[1::2])
+    r = evaluate_gallery(model, Path("-"), Path("-"), [], per_sku=2, data=crop_sets, extra_views=extra,
+                         extra_per_sku=3, runtime_queries=runtime, save_gallery=tmp_path / "g.npz")
+    assert r["extra_views"] == {"per_sku": 3, "added": 6 * 3}
+    from caper_edge.gallery import Gallery
+
+    g = Gallery.load(tmp_path / "g.npz")
+    assert g.num_embeddings == 6 * (2 + 3) and "NEW" not in g
+    emb = Embedder(OnnxRuntimeEngine(model, use_cuda=False))
+    q = emb.embed(runtime[0])
+    own = [g.skus[i].sku for i in g._owner]
+    nearest = [own[int(np.argmax(g._embeddings @ v))] for v in q]
+    assert r["runtime"]["queries"] == len(runtime[1])
+    assert r["runtime"]["top1"] == pytest.approx(np.mean([a == b for a, b in zip(nearest, runtime[1])]))
