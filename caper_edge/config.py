@@ -499,6 +499,10 @@ class FusionConfig:
     in_place_max_travel: float
     in_place_spurious_prior: float
     reentry_spurious_prior: float
+    reentry_labels: int
+    """Labels a re-entry (an in-place track that looks like a product already in the basket) may
+    take: its this many most probable SKUs. More lets a weak candidate of a re-sighting explain
+    an unseen weight change (a hidden item booked instead of an alarm)."""
     refound_gap_s: float
     vision_floor: float
     vision_temperature: float
@@ -532,6 +536,7 @@ class FusionConfig:
         check(1 <= self.max_qty_per_track <= self.max_units, "fusion.max_qty_per_track", self.max_qty_per_track,
               f"an integer in 1..max_units ({self.max_units})")
         check(self.weight_candidates >= 0, "fusion.weight_candidates", self.weight_candidates, "an integer >= 0")
+        check(self.reentry_labels >= 1, "fusion.reentry_labels", self.reentry_labels, "an integer >= 1")
         check(self.outlier_range_g > 0.0, "fusion.outlier_range_g", self.outlier_range_g, "grams > 0")
         check(self.vision_temperature >= 1.0, "fusion.vision_temperature", self.vision_temperature, "a temperature >= 1")
         check(self.cop_std >= 0.0, "fusion.cop_std", self.cop_std, "a fraction of the floor >= 0")

@@ -432,6 +432,38 @@ def test_in_place_track_without_weight_raises_nothing(fusion):
     assert run(fusion, VisionEvent("entered", 5, ns(2.0), ns(2.1), (("JAM", 0.95),), in_place=True)) == []
 
 
+
+@pytest.mark.parametrize("labels, booked", [(3, False), (5, True)])
+def test_reentry_takes_only_its_first_labels(labels, booked):
+    """Jam is in the basket; its track is seen again in place while a hidden tuna (185 g) goes
+    in. The re-sighting's 5th candidate is TUNA (weak). With reentry_labels 3 it cannot be the
+    tuna, the rise stays unseen (unexpected_weight); allowing 5 labels books the tuna on it."""
+    basket = Basket()
+    basket.add("JAM", 1, track_id=2)
+    fusion = Fusion(CATALOG, default_fusion_config(reentry_labels=labels), basket=basket)
+    again = VisionEvent("entered", 2, ns(1.4), ns(1.4),
+                        (("JAM", 0.80), ("OIL", 0.05), ("CHOC", 0.05), ("RICE", 0.05), ("TUNA", 0.05)), in_place=True)
+    events = run(fusion, again, weighed(1.2, 185.2))
+    kinds = [e.type for e in events]
+    if booked:
+        assert summary(events) == [("item_added", "TUNA", 1)]
+    else:
+        assert "item_added" not in kinds and "unexpected_weight" in kinds
+        assert fusion.basket.counts() == {"JAM": 1}
+
+
+def test_reentry_may_be_a_second_unit_of_its_lookalike():
+    """Yoghurt is in the basket; a second pot looks most like it but weighs 425 g: the light
+    look-alike (the track's second candidate), resolved by the weight. With reentry_labels 1 the
+    re-entry still takes the look-alike of its first label."""
+    basket = Basket()
+    basket.add("YOG", 1, track_id=2)
+    fusion = Fusion(CATALOG, default_fusion_config(reentry_labels=1), basket=basket)
+    again = VisionEvent("entered", 7, ns(1.4), ns(1.4), (("YOG", 0.55), ("YOG_LIGHT", 0.4), ("JAM", 0.05)),
+                        in_place=True)
+    events = run(fusion, again, weighed(1.2, 425.3))
+    assert summary(events) == [("item_added", "YOG_LIGHT", 1)] and events[0].track_id == 7
+
 def test_resighted_booked_item_waits_for_the_new_items_track():
     # Rice is in the basket (track 3). A second 500 g product goes in; the rice's track is seen
     # again as the hand uncovers it (weak evidence that fits by weight), and the sugar's own

@@ -513,12 +513,17 @@ class Fusion:
         """The SKUs of basket units that this track brought in."""
         return {line.sku for line in self.basket if track_id in line.track_ids}
 
+    def _reentry(self, v: _Vision) -> bool:
+        """An in-place entry that looks like a product already in the basket."""
+        return (v.ev.in_place and v.ev.kind != LEFT and bool(v.candidates)
+                and (v.candidates[0][0] in self._booked(v.ev.track_id) or v.candidates[0][0] in self.basket))
+
     def _spurious(self, v: _Vision) -> float:
         if not v.ev.in_place:
             return self.config.spurious_track_prior
         if v.ev.kind == LEFT:  # a booked item's track went unseen: usually a hand over it
             return self.config.reentry_spurious_prior
-        if v.candidates and (v.candidates[0][0] in self._booked(v.ev.track_id) or v.candidates[0][0] in self.basket):
+        if self._reentry(v):
             # Looks like a product already in the basket: most often that product seen again
             # (under its own track or a duplicate one), sometimes a second unit of it.
             return self.config.reentry_spurious_prior
@@ -534,6 +539,9 @@ class Fusion:
             if n_tracks == 1:
                 labels += self._weight_fits(abs(delta_g))
         ps = self._spurious(v)
+        if self._reentry(v):  # a second unit of what it looks like (or of its look-alike), or nothing
+            top = labels[: cfg.reentry_labels]
+            labels = top + [alike for s in top for alike in self.catalog.lookalikes(s)]
         opts = [Option(None, 0, math.log(ps), 0.0, 0.0)]
         for sku in dict.fromkeys(labels):
             p = self.catalog[sku]
