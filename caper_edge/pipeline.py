@@ -53,7 +53,7 @@ from .replay import Pipeline, load_catalog, open_model_vision
 from .bags.images import FrameDecodeError
 from .sources.messages import Frame, GroundTruthEvent, ScaleLine
 
-__all__ = ["FrameLatency", "NewestWins", "Runtime", "create_pipeline", "lossless_for", "restore_basket",
+__all__ = ["FrameLatency", "NewestWins", "Runtime", "create_pipeline", "lossless_for", "restore_basket", "single_threaded_blas",
            "vision_workers_for"]
 
 log = logging.getLogger("caper_edge.pipeline")
@@ -73,6 +73,23 @@ class FrameLatency:
     commit_ms: float
     total_ms: float   # capture to publish: the frame's last event (if any) is published
 
+
+
+def single_threaded_blas() -> bool:
+    """Limit the BLAS library (OpenBLAS / MKL behind NumPy's matmul) to one thread in this process.
+
+    The runtime's parallelism is its vision workers; a BLAS call inside each (the gallery's
+    similarity matmul, 8 crops x ~3000 views) would otherwise start a BLAS thread per core in
+    every worker and the workers fight over the cores: on the 2-core benchmark machine the
+    pipelined runtime fell from ~97 to ~62 FPS with a 2894-view gallery. ONNX Runtime's own
+    thread pools are not affected. Returns False when threadpoolctl is not installed."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a runtime dependency; degrade, do not fail
+        log.warning("threadpoolctl is not installed: BLAS may oversubscribe the cores next to the vision workers")
+        return False
+    threadpool_limits(limits=1, user_api="blas")
+    return True
 
 class NewestWins:
     """A bounded buffer whose ``put`` never blocks: when full, the oldest waiting item is dropped
@@ -235,6 +252,8 @@ class Runtime:
         if self.started:
             return
         self.source = self._source_spec() if callable(self._source_spec) else self._source_spec
+        if self.vision_workers > 1:
+            single_threaded_blas()
         specs = [("capture", self._capture_loop), ("commit", self._commit_loop)]
         specs += [(f"vision{i}" if self.vision_workers > 1 else "vision", self._vision_loop)
                   for i in range(self.vision_workers)]

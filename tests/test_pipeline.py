@@ -538,3 +538,18 @@ def test_reset_empties_the_basket_with_one_committed_event(sim_cfg, catalog):
     e = rt.reset("shopper paid")
     assert e.type == "basket_reset" and e.qty == 2 and e.extras["reason"] == "shopper paid"
     assert pipe.basket.total_qty == 0 and events[-1] is e and rt.events_committed == len(events)
+
+
+def test_single_threaded_blas_limits_numpy_blas_in_this_process():
+    """The runtime with several vision workers keeps BLAS to one thread (oversubscription halved
+    the pipelined FPS with a large gallery); checked in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = ("import numpy, threadpoolctl\n"
+            "from caper_edge.pipeline import single_threaded_blas\n"
+            "assert single_threaded_blas()\n"
+            "blas = [i for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas']\n"
+            "assert blas and all(i['num_threads'] == 1 for i in blas), blas\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd="/")
+    assert done.returncode == 0, done.stderr
