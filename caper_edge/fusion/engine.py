@@ -129,6 +129,32 @@ class Fusion:
         self.stats = Counter()
         # Weight-sorted catalogue, for the "which SKUs fit this weight" candidates.
         self._by_weight = sorted(catalog, key=lambda p: (p.weight_g, p.sku))
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Build the explanation search's tables of extra units for this catalogue now (cached
+        per catalogue in fusion.explain), not on the first weight change: with no track the
+        table holds every multiset of up to ``max_units`` catalogue SKUs, a tenth of a second to
+        build, which would otherwise land on one frame of the real-time loop."""
+        if self.mode == "vision_only":
+            return
+        cfg = self.config
+        pool = self._add_pool([])
+        spurious = [Option(None, 0, 0.0, 0.0, 0.0)]
+        target = min(p.weight_g for p in self.catalog)  # few explanations fit: only the tables cost
+        for n_tracks in range(0, min(_MAX_TRACKS, cfg.max_units) + 1):
+            levels = [spurious] * n_tracks
+            explain(target, cfg.scale_noise_g, levels=levels, pool=pool, extra_log_prior=self._extra_log_prior(n_tracks),
+                    relative_error=cfg.relative_error, z_prune=cfg.z_prune, outlier_log_prior=math.log(cfg.outlier_prior),
+                    outlier_range_g=cfg.outlier_range_g)
+
+    def _extra_log_prior(self, n_tracks: int) -> list[float]:
+        """Log prior of 0, 1, ... extra (unseen) units beside ``n_tracks`` tracks."""
+        cfg = self.config
+        if n_tracks:
+            n_extra = max(0, min(2, cfg.max_units - n_tracks))
+            return [0.0] + [e * math.log(cfg.extra_unit_prior) for e in range(1, n_extra + 1)]
+        return [-math.inf] + [(e - 1) * math.log(cfg.multi_unit_prior) for e in range(1, cfg.max_units + 1)]
 
     # =========================================================================================
     # Inputs
@@ -472,11 +498,7 @@ class Fusion:
             levels = [self._remove_options(v) for v in tracks]
             pool = self._basket_pool()
             available = dict(self.basket.counts())
-        if tracks:
-            n_extra = max(0, min(2, cfg.max_units - len(tracks)))
-            extra = [0.0] + [e * math.log(cfg.extra_unit_prior) for e in range(1, n_extra + 1)]
-        else:
-            extra = [-math.inf] + [(e - 1) * math.log(cfg.multi_unit_prior) for e in range(1, cfg.max_units + 1)]
+        extra = self._extra_log_prior(len(tracks))
         return explain(w.delta_g, self._sigma(w), levels=levels, pool=pool, extra_log_prior=extra,
                        relative_error=cfg.relative_error, z_prune=cfg.z_prune,
                        outlier_log_prior=math.log(cfg.outlier_prior), outlier_range_g=cfg.outlier_range_g,
