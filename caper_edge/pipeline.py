@@ -74,7 +74,6 @@ class FrameLatency:
     total_ms: float   # capture to publish: the frame's last event (if any) is published
 
 
-
 def single_threaded_blas() -> bool:
     """Limit the BLAS library (OpenBLAS / MKL behind NumPy's matmul) to one thread in this process.
 
@@ -90,6 +89,7 @@ def single_threaded_blas() -> bool:
         return False
     threadpool_limits(limits=1, user_api="blas")
     return True
+
 
 class NewestWins:
     """A bounded buffer whose ``put`` never blocks: when full, the oldest waiting item is dropped
