@@ -17,11 +17,23 @@ import numpy as np
 from .engines.base import Engine
 from .errors import EngineError
 
-__all__ = ["CROP_MEAN", "CROP_STD", "Embedder", "letterbox_square", "preprocess_crops"]
+__all__ = ["CROP_MEAN", "CROP_STD", "MIN_CROP_PX", "Embedder", "crop_box", "letterbox_square", "preprocess_crops"]
 
 CROP_MEAN = 0.5   # in 0..1 units, all channels
 CROP_STD = 0.25
 PAD_VALUE = 114
+MIN_CROP_PX = 4   # boxes narrower or lower than this (after clipping) are not embedded
+
+
+def crop_box(image: np.ndarray, xyxy) -> np.ndarray | None:
+    """The crop the cart embeds for one detection: the box rounded to pixels, clipped to the
+    image; None when it is under ``MIN_CROP_PX`` a side. A view, not a copy."""
+    x1, y1, x2, y2 = (int(round(float(v))) for v in xyxy)
+    x1, y1 = max(x1, 0), max(y1, 0)
+    x2, y2 = min(x2, image.shape[1]), min(y2, image.shape[0])
+    if x2 - x1 < MIN_CROP_PX or y2 - y1 < MIN_CROP_PX:
+        return None
+    return image[y1:y2, x1:x2]
 
 
 def letterbox_square(image: np.ndarray, size: int) -> np.ndarray:

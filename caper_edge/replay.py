@@ -98,6 +98,7 @@ class ModelVision:
 
     def __call__(self, frame: Frame) -> Observations:
         from .detect import decode
+        from .embedding import crop_box
         from .preprocess import letterbox, unletterbox
 
         p, d = self.cfg.preprocess, self.cfg.detect
@@ -116,11 +117,9 @@ class ModelVision:
         items = np.flatnonzero(cls == ITEM_CLASS)
         crops, rows = [], []
         for i in items:
-            x1, y1, x2, y2 = (int(round(v)) for v in xyxy[i])
-            x1, y1 = max(x1, 0), max(y1, 0)
-            x2, y2 = min(x2, image.shape[1]), min(y2, image.shape[0])
-            if x2 - x1 >= 4 and y2 - y1 >= 4:
-                crops.append(image[y1:y2, x1:x2])
+            crop = crop_box(image, xyxy[i])
+            if crop is not None:
+                crops.append(crop)
                 rows.append(i)
         if crops:
             e = self.embedder.embed(crops)

@@ -32,44 +32,28 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["box_iou", "match_crops", "main"]
+from caper_edge.embedding import crop_box
+from caper_edge.evaluation.metrics import box_iou
 
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, m) IoU of xyxy boxes ``a`` (n, 4) and ``b`` (m, 4)."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+__all__ = ["match_crops", "main"]
 
 
 def match_crops(image: np.ndarray, xyxy: np.ndarray, class_id: np.ndarray, objects: list[dict], *,
                 item_class: int = 0, min_iou: float = 0.5) -> list[tuple[int, dict, float, np.ndarray]]:
     """(detection row, ground-truth object, IoU, crop) for every item detection whose best
-    ground-truth item overlaps it by at least ``min_iou``. The crop is the detection's box,
-    rounded and clipped to the image exactly as the runtime crops it; boxes under 4 pixels a
-    side are skipped (the runtime does not embed them either)."""
+    ground-truth item overlaps it by at least ``min_iou``. The crop is the runtime's
+    (:func:`caper_edge.embedding.crop_box`); boxes it does not embed are skipped."""
     items = [o for o in objects if o.get("class") == "item" and o.get("sku") and len(o.get("xyxy", ())) == 4]
     rows = np.flatnonzero(np.asarray(class_id) == item_class)
     if not items or not len(rows):
         return []
     ious = box_iou(np.asarray(xyxy)[rows], np.array([o["xyxy"] for o in items]))
     out = []
-    h, w = image.shape[:2]
     for r, row in enumerate(rows):
         j = int(np.argmax(ious[r]))
-        if ious[r, j] < min_iou:
-            continue
-        x1, y1, x2, y2 = (int(round(float(v))) for v in xyxy[row])
-        x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
-        if x2 - x1 < 4 or y2 - y1 < 4:
-            continue
-        out.append((int(row), items[j], float(ious[r, j]), image[y1:y2, x1:x2]))
+        crop = crop_box(image, xyxy[row]) if ious[r, j] >= min_iou else None
+        if crop is not None:
+            out.append((int(row), items[j], float(ious[r, j]), crop))
     return out
 
 

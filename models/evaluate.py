@@ -119,17 +119,22 @@ def farthest_views(embeddings: np.ndarray, k: int) -> np.ndarray:
     return np.array(chosen)
 
 
-def add_views(gallery: Gallery, embedder: Embedder, crops: Sequence[np.ndarray], labels: Sequence[str],
-              per_sku: int, exclude: set[str] = frozenset()) -> int:
-    """Enroll up to ``per_sku`` more views of every SKU already in ``gallery``, chosen among
-    ``crops`` by :func:`farthest_views` (e.g. detector crops from recorded sessions,
+def embed_all(embedder: Embedder, crops: Sequence[np.ndarray], chunk: int = 256) -> np.ndarray:
+    """(n, D) embeddings of any number of crops, ``chunk`` at a time (bounded input memory)."""
+    if not len(crops):
+        return np.zeros((0, embedder.dim), np.float32)
+    return np.concatenate([embedder.embed(crops[a:a + chunk]) for a in range(0, len(crops), chunk)])
+
+
+def add_views(gallery: Gallery, embeddings: np.ndarray, labels: Sequence[str], per_sku: int) -> int:
+    """Enroll up to ``per_sku`` more views of every SKU already in ``gallery``, chosen among the
+    crops' ``embeddings`` by :func:`farthest_views` (e.g. detector crops from recorded sessions,
     models/bag_crops.py: the looks the cart meets, such as products cut by the image edge).
     Returns the views added."""
     added = 0
-    enrolled = {s.sku for s in gallery.skus} - set(exclude)
-    for sku in sorted(enrolled & set(labels)):
-        idx = [i for i, label in enumerate(labels) if label == sku]
-        e = np.concatenate([embedder.embed([crops[i] for i in idx[a:a + 256]]) for a in range(0, len(idx), 256)])
+    labels = np.asarray(labels)
+    for sku in sorted({s.sku for s in gallery.skus} & set(labels.tolist())):
+        e = embeddings[labels == sku]
         pick = farthest_views(e, per_sku)
         gallery.add(gallery.info(sku), e[pick], replace_info=False)
         added += len(pick)
@@ -161,43 +166,35 @@ def evaluate_gallery(model: Path, enroll: Path, val: Path, unknown_skus: Sequenc
     model_sha = sha256_file(model)
     (e_crops, e_labels), (q_crops, q_labels) = data if data is not None else (load_crops(enroll), load_crops(val))
     gallery = build_gallery(embedder, e_crops, e_labels, per_sku, model_sha, rows=catalog_rows(enroll))
-    added = 0
-    if extra_views is not None and extra_per_sku > 0:
-        added = add_views(gallery, embedder, extra_views[0], extra_views[1], extra_per_sku)
-    q_labels = list(q_labels)
+    # the extra views as (embeddings, labels, per SKU): embedded once, for this gallery and the open-set one
+    extra = ((embed_all(embedder, extra_views[0]), extra_views[1], extra_per_sku)
+             if extra_views is not None and extra_per_sku > 0 else None)
+    added = add_views(gallery, *extra) if extra else 0
     enrolled = set(s.sku for s in gallery.skus)
-    keep = [i for i, l in enumerate(q_labels) if l in enrolled]
-    q_emb = embedder.embed([q_crops[i] for i in keep])
-    truth = [q_labels[i] for i in keep]
-    ranked = gallery.search(q_emb, k=3).skus
     twins = _lookalike_groups(enroll, val)
-    plain = [j for j, t in enumerate(truth) if t not in twins]
+
+    def queries(crops: Sequence[np.ndarray], labels: Sequence[str]) -> tuple[np.ndarray, list[str], list[list[str]]]:
+        keep = [i for i, label in enumerate(labels) if label in enrolled]
+        emb = embed_all(embedder, [crops[i] for i in keep])
+        return emb, [labels[i] for i in keep], (gallery.search(emb, k=3).skus if keep else [])
+
+    q_emb, truth, ranked = queries(q_crops, list(q_labels))
     alike = [j for j, t in enumerate(truth) if t in twins]
     unknown = set(unknown_skus)
-    result = {
-        "model": str(model), "model_sha256": model_sha, "skus": len(gallery), "enrolled_per_sku": per_sku,
-        "queries": len(truth),
-        "top1": topk_accuracy(ranked, truth, 1),
-        "top3": topk_accuracy(ranked, truth, 3),
-        "top1_no_lookalike": topk_accuracy([ranked[j] for j in plain], [truth[j] for j in plain], 1) if plain else None,
-        "top1_lookalike": topk_accuracy([ranked[j] for j in alike], [truth[j] for j in alike], 1) if alike else None,
-        "lookalike_confused_with_twin": (float(np.mean([ranked[j][0] in twins[truth[j]] for j in alike])) if alike else None),
-        "top3_lookalike": topk_accuracy([ranked[j] for j in alike], [truth[j] for j in alike], 3) if alike else None,
-        "top1_never_trained_skus": (topk_accuracy([ranked[j] for j, t in enumerate(truth) if t in unknown],
-                                                  [t for t in truth if t in unknown], 1) if unknown & set(truth) else None),
-    }
-    result["extra_views"] = {"per_sku": extra_per_sku, "added": added}
+    result = {"model": str(model), "model_sha256": model_sha, "skus": len(gallery), "enrolled_per_sku": per_sku,
+              **_ranked_metrics(ranked, truth, twins),
+              "lookalike_confused_with_twin": (float(np.mean([ranked[j][0] in twins[truth[j]] for j in alike]))
+                                               if alike else None),
+              "top1_never_trained_skus": (topk_accuracy([ranked[j] for j, t in enumerate(truth) if t in unknown],
+                                                        [t for t in truth if t in unknown], 1)
+                                          if unknown & set(truth) else None),
+              "extra_views": {"per_sku": extra_per_sku, "added": added}}
     if runtime_queries is not None:
-        r_keep = [i for i, label in enumerate(runtime_queries[1]) if label in enrolled]
-        r_truth = [runtime_queries[1][i] for i in r_keep]
-        r_emb = np.concatenate([embedder.embed([runtime_queries[0][i] for i in r_keep[a:a + 256]])
-                                for a in range(0, len(r_keep), 256)]) if r_keep else np.zeros((0, gallery.dim), np.float32)
-        r_ranked = gallery.search(r_emb, k=3).skus if r_keep else []
+        _, r_truth, r_ranked = queries(*runtime_queries)
         result["runtime"] = _ranked_metrics(r_ranked, r_truth, twins)
     if unknown:
-        extra = (extra_views, extra_per_sku) if added else None
         result["open_set"] = _open_set(embedder, e_crops, e_labels, q_emb, truth, unknown, per_sku, model_sha, gallery,
-                                       extra)
+                                       extra if added else None)
     if save_gallery is not None:
         gallery.save(save_gallery)
         result["gallery"] = str(save_gallery)
@@ -207,8 +204,7 @@ def evaluate_gallery(model: Path, enroll: Path, val: Path, unknown_skus: Sequenc
 def _open_set(embedder, e_crops, e_labels, q_emb, truth, unknown, per_sku, model_sha, full_gallery, extra=None) -> dict:
     known_gallery = build_gallery(embedder, e_crops, e_labels, per_sku, model_sha, exclude=unknown)
     if extra is not None:  # the same extra views as the shipped gallery: the same score scale
-        (x_crops, x_labels), x_per_sku = extra
-        add_views(known_gallery, embedder, x_crops, x_labels, x_per_sku)
+        add_views(known_gallery, *extra)
     is_unknown = np.array([t in unknown for t in truth])
     halves = np.arange(len(truth)) % 2 == 0            # calibrate on even queries, test on odd
     cal = known_gallery.calibrate_unknown(q_emb[halves & ~is_unknown], q_emb[halves & is_unknown],

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from models.bag_crops import box_iou, main, match_crops
+from caper_edge.evaluation.metrics import box_iou
+from models.bag_crops import main, match_crops
 
 
 def test_box_iou_against_hand_computed_values():

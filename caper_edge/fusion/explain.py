@@ -146,15 +146,11 @@ class SearchStats:
     leaves : pairs that fit within ``z_prune`` (scored explanation paths).
     groups : distinct multisets among the leaves (explanations before ``log_margin``).
     residual : explanations with a posterior below e^-log_margin: in the normaliser, not listed.
-    bounded, dropped_log_mass : nothing is dropped unscored any more (0 and -inf); kept so that
-        callers of the former depth-first search still read them.
     """
 
     nodes: int = 0
     leaves: int = 0
-    bounded: int = 0
     residual: int = 0
-    dropped_log_mass: float = -math.inf
     paths: int = 0
     pairs: int = 0
     groups: int = 0
@@ -618,11 +614,9 @@ def _listed(prob: _Problem, levels: Sequence[Sequence[Option]], pool: Sequence[P
                                         leaves["score"][leaf].tolist(), k_mean.tolist(), probs.tolist(), k_z.tolist()):
         labels, units, counts, in_path = paths[q]
         extras, in_extras = rows[w]
-        if not extras:
-            pass
-        elif in_path.isdisjoint(in_extras):
+        if extras and in_path.isdisjoint(in_extras):
             counts = tuple(sorted(counts + extras))
-        else:
+        elif extras:
             merged = units.copy()
             for sku, n in extras:
                 merged[sku] = merged.get(sku, 0) + n

@@ -350,11 +350,12 @@ void Tracker::fill_cost_row(Stage stage, const Track& t, const std::vector<int32
       out[c] = kInf;
       continue;
     }
-    const bool has_app = (stage != Stage::LowScore || t.at_rest) && !t.embedding.empty() && det_has_emb_[det] != 0;
+    const bool rest_gated = t.at_rest && p_.rest_appearance_gate < 2.0;  // 2: off (no cosine exceeds it)
+    const bool has_app = (stage != Stage::LowScore || rest_gated) && !t.embedding.empty() && det_has_emb_[det] != 0;
     const double app = has_app ? cosine_distance(t.embedding.data(), det_unit_emb_.data() + det * embedding_dim_,
                                                  embedding_dim_)
                                : 0.0;
-    if (has_app && ((t.at_rest && app > p_.rest_appearance_gate) || (stage != Stage::LowScore && app > p_.appearance_gate))) {
+    if (has_app && ((rest_gated && app > p_.rest_appearance_gate) || (stage != Stage::LowScore && app > p_.appearance_gate))) {
       out[c] = kInf;
       continue;
     }
