@@ -11,6 +11,7 @@ Product crops go through caper_edge.embedding.preprocess_crops, the function the
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -38,12 +39,15 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def load_detection_set(root: Path, size: int = 320, limit: int | None = None):
-    """(images (n, size, size, 3) uint8 letterboxed, targets list of (g, 5) float32 [cls, x0, y0, x1, y1])."""
+def load_detection_set(root: Path, size: int = 320, limit: int | None = None, threads: int = 1):
+    """(images (n, size, size, 3) uint8 letterboxed, targets list of (g, 5) float32 [cls, x0, y0, x1, y1]).
+
+    ``threads`` > 1 decodes and letterboxes that many frames at once (OpenCV releases the GIL)."""
     files = image_files(root)[:limit]
     images = np.empty((len(files), size, size, 3), np.uint8)
-    targets = []
-    for i, path in enumerate(files):
+
+    def load(i: int) -> np.ndarray:
+        path = files[i]
         rgb = read_rgb(path)
         h, w = rgb.shape[:2]
         tensor = letterbox_frame(rgb, (size, size))
@@ -59,7 +63,13 @@ def load_detection_set(root: Path, size: int = 320, limit: int | None = None):
                     x0, x1 = (cx - bw / 2) * w * r + px, (cx + bw / 2) * w * r + px
                     y0, y1 = (cy - bh / 2) * h * r + py, (cy + bh / 2) * h * r + py
                     rows.append([c, x0, y0, x1, y1])
-        targets.append(np.asarray(rows, np.float32).reshape(-1, 5))
+        return np.asarray(rows, np.float32).reshape(-1, 5)
+
+    if threads > 1 and len(files) > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            targets = list(pool.map(load, range(len(files))))
+    else:
+        targets = [load(i) for i in range(len(files))]
     return images, targets
 
 

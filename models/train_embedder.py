@@ -5,7 +5,8 @@
 
 Crops come from DIR/crops/<SKU>/. SKUs named in --holdout-skus are never trained on: the
 evaluation enrolls them afterwards to show that new SKUs need no retraining, and uses some as
-"unknown" queries for the open-set ROC. Writes OUT/embedder.onnx, OUT/embedder.pt, OUT/train.json.
+"unknown" queries for the open-set ROC. Writes OUT/embedder.onnx, OUT/embedder.pt (also after
+every epoch), OUT/train.json. On a GPU: --device cuda --workers N (models/batches.py).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .batches import Prefetcher, cpu_state, pick_device
 from .data import augment_crop, crop_batch, load_crops
 from .embedder import CROP_SIZE, ArcMarginHead, EmbeddingNet
 from .export import export_embedder
-from .trainloop import TrainLoop, write_report
+from .trainloop import TrainLoop, save_checkpoint, write_report
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -36,37 +38,60 @@ def train(args: argparse.Namespace) -> dict:
     y_all = np.array([skus.index(l) for l in labels])
     print(f"{len(crops)} crops of {len(skus)} SKUs (held out: {sorted(holdout)})", flush=True)
 
+    def make_batch(task: tuple[list[int], int]) -> tuple[np.ndarray, np.ndarray]:
+        """Augmented, preprocessed crops (B, 3, S, S) float32 and their class numbers."""
+        idx, seed = task
+        r = np.random.default_rng(seed)
+        return crop_batch([augment_crop(crops[i], r) for i in idx], CROP_SIZE), y_all[idx]
+
+    def tasks():
+        while True:
+            # P SKUs x K views: every batch holds positives for every anchor.
+            chosen = rng.choice(len(skus), size=min(args.p, len(skus)), replace=False)
+            yield [int(rng.choice(by_sku[skus[c]])) for c in chosen for _ in range(args.k)], int(rng.integers(2**63))
+
+    # Workers fork before CUDA starts in this process (models/batches.py).
+    prefetch = Prefetcher(make_batch, args.workers)
+    batches = prefetch.map(tasks())
+    device = pick_device(args.device)
+    print(f"training on {device}, batches made by {args.workers or 'no'} worker process(es)", flush=True)
+    torch.backends.cudnn.benchmark = device.type == "cuda"
+
     model = EmbeddingNet()
     head = ArcMarginHead(model.proj.out_features, len(skus), scale=args.scale, margin=args.margin)
     if args.init:
         # Continue from saved weights; the class centres are "imprinted" as the mean embedding
         # of each SKU's crops, so the margin loss starts where the network already is.
-        model.load_state_dict(torch.load(args.init))
+        model.load_state_dict(torch.load(args.init, map_location="cpu"))
         model.eval()
         with torch.no_grad():
             for c, sku in enumerate(skus):
                 idx = by_sku[sku][:20]
                 head.weight[c] = model(torch.from_numpy(crop_batch([crops[i] for i in idx], CROP_SIZE))).mean(0)
         print(f"initialised from {args.init}", flush=True)
+    model.to(device)
+    head.to(device)
     params = list(model.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=5e-4)
     steps_per_epoch = max(1, len(crops) // (args.p * args.k))
     loop = TrainLoop(opt, args.lr, args.epochs, steps_per_epoch, warmup=100, time_budget_min=args.time_budget_min)
+    args.out.mkdir(parents=True, exist_ok=True)
 
     def step(epoch: int, i: int):
-        # P SKUs x K views: every batch holds positives for every anchor.
-        chosen = rng.choice(len(skus), size=min(args.p, len(skus)), replace=False)
-        idx = [int(rng.choice(by_sku[skus[c]])) for c in chosen for _ in range(args.k)]
-        x = torch.from_numpy(crop_batch([augment_crop(crops[i], rng) for i in idx], CROP_SIZE))
-        y = torch.from_numpy(y_all[idx])
-        return head(model(x), y), {}
+        x, y = next(batches)
+        return head(model(torch.from_numpy(x).to(device)), torch.from_numpy(y).to(device)), {}
 
-    loop.run(step, lambda epoch: model.train(), params)
-    args.out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), args.out / "embedder.pt")
+    try:
+        loop.run(step, lambda epoch: model.train(), params,
+                 epoch_end=lambda epoch: save_checkpoint(cpu_state(model), args.out / "embedder.pt"))
+    finally:
+        prefetch.close()
+    model.cpu().eval()
+    save_checkpoint(cpu_state(model), args.out / "embedder.pt")
     onnx_path = export_embedder(model, args.out / "embedder.onnx", CROP_SIZE)
     return write_report(args.out, "train_embedder", args.argv, onnx_path, loop, args.threads, data=str(args.data),
-                        seed=args.seed, crops=len(crops), train_skus=skus, holdout_skus=sorted(holdout))
+                        seed=args.seed, crops=len(crops), train_skus=skus, holdout_skus=sorted(holdout),
+                        device=str(device), workers=args.workers, batch=args.p * args.k)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,6 +107,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--scale", type=float, default=30.0, help="ArcFace logit scale s")
     ap.add_argument("--margin", type=float, default=0.3, help="ArcFace angular margin m (radians)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda[:N] or auto (default %(default)s)")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="processes that make augmented batches ahead of the step (0: inline; use several on a GPU)")
     ap.add_argument("--per-sku-limit", type=int, help="at most this many crops per SKU")
     ap.add_argument("--time-budget-min", type=float)
     ap.add_argument("--init", type=Path, help="start from these weights (embedder.pt of an earlier run)")

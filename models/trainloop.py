@@ -76,7 +76,8 @@ class TrainLoop:
         return self.base_lr * lr_factor(self.global_step, self.total, self.warmup, time_progress)
 
     def run(self, step_fn: Callable[[int, int], tuple[torch.Tensor, dict]],
-            epoch_start: Callable[[int], None] | None = None, params: list | None = None) -> list[dict]:
+            epoch_start: Callable[[int], None] | None = None, params: list | None = None,
+            epoch_end: Callable[[int], None] | None = None) -> list[dict]:
         params = params if params is not None else [p for g in self.optimizer.param_groups for p in g["params"]]
         self.start = time.monotonic()
         for epoch in range(self.epochs):
@@ -108,11 +109,22 @@ class TrainLoop:
                    "elapsed_s": round(self.elapsed(), 1)}
             self.history.append(row)
             print(json.dumps(row), flush=True)
+            if epoch_end is not None:
+                epoch_end(epoch)
             if self.out_of_time():
                 print(f"time budget of {self.time_budget_min} min reached after epoch {epoch + 1}", flush=True)
                 break
         self.train_seconds = self.elapsed()
         return self.history
+
+
+def save_checkpoint(state: dict, path: Path) -> None:
+    """``torch.save`` through a temporary file and a rename: a run killed mid-write (a time limit
+    on a lent GPU) leaves the previous checkpoint whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
 
 
 def write_report(out: Path, script: str, argv: list[str], onnx_path: Path, loop: TrainLoop, threads: int,
