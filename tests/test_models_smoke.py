@@ -475,3 +475,15 @@ def test_extra_views_and_runtime_queries(tmp_path, rng, crop_sets):
     nearest = [own[int(np.argmax(g._embeddings @ v))] for v in q]
     assert r["runtime"]["queries"] == len(runtime[1])
     assert r["runtime"]["top1"] == pytest.approx(np.mean([a == b for a, b in zip(nearest, runtime[1])]))
+
+
+def test_gpu_training_script_parses():
+    import shutil
+    import subprocess
+
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("no bash")
+    script = Path(__file__).resolve().parents[1] / "models" / "gpu_train.sh"
+    out = subprocess.run([bash, "-n", str(script)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
