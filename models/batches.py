@@ -80,6 +80,23 @@ class Prefetcher:
         self.close()
 
 
+def start_batches(make: Callable[[Any], Any], tasks: Iterable[Any], workers: int,
+                  device: str) -> tuple[Prefetcher, Iterator[Any], torch.device]:
+    """The training scripts' start: fork the batch workers (before CUDA starts in this process),
+    then choose the device (``pick_device``), and say where training runs. Returns the
+    prefetcher (close it when done), the stream of batches and the device."""
+    prefetch = Prefetcher(make, workers)
+    try:
+        dev = pick_device(device)
+    except BaseException:
+        prefetch.close()
+        raise
+    gpu = f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""
+    print(f"training on {dev}{gpu}, batches made by {workers or 'no'} worker process(es)", flush=True)
+    torch.backends.cudnn.benchmark = dev.type == "cuda"
+    return prefetch, prefetch.map(tasks), dev
+
+
 def pick_device(name: str) -> torch.device:
     """``cpu``, ``cuda`` (an error naming the reason when no GPU is usable) or ``auto``."""
     if name == "auto":

@@ -136,36 +136,20 @@ def assign(points: torch.Tensor, strides: torch.Tensor, boxes: torch.Tensor, cen
 
     A point is a candidate for a box when it lies inside the box and within ``center_radius``
     strides of its centre, and the box's size fits the point's level; among candidates the
-    smallest box wins (small items lying on big ones keep their own points).
+    smallest box wins (small items lying on big ones keep their own points). One image of
+    :func:`assign_batch`.
     """
     if boxes.numel() == 0:
         return torch.full((points.shape[0],), -1, dtype=torch.long, device=points.device)
-    px, py = points[:, 0:1], points[:, 1:2]
-    l, t = px - boxes[None, :, 0], py - boxes[None, :, 1]
-    r, b = boxes[None, :, 2] - px, boxes[None, :, 3] - py
-    ltrb = torch.stack([l, t, r, b], -1)                          # (N, G, 4)
-    inside = ltrb.min(-1).values > 0
-    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-    rad = strides[:, None] * center_radius
-    central = ((px - cx[None]).abs() < rad) & ((py - cy[None]).abs() < rad)
-    m = ltrb.max(-1).values
-    level = (strides.log2() - 3).long()
-    lo = torch.tensor([r[0] for r in LEVEL_RANGES], device=strides.device)[level]
-    hi = torch.tensor([r[1] for r in LEVEL_RANGES], device=strides.device)[level]
-    fits = (m >= lo[:, None]) & (m <= hi[:, None])
-    ok = inside & central & fits
-    area = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))[None].expand_as(ok)
-    area = torch.where(ok, area, torch.full_like(area, float("inf")))
-    best_area, best = area.min(1)
-    best[torch.isinf(best_area)] = -1
-    return best
+    valid = torch.ones((1, boxes.shape[0]), dtype=torch.bool, device=boxes.device)
+    return assign_batch(points, strides, boxes[None], valid, center_radius)[0]
 
 
 def assign_batch(points: torch.Tensor, strides: torch.Tensor, boxes: torch.Tensor, valid: torch.Tensor,
                  center_radius: float = 2.5) -> torch.Tensor:
-    """``assign`` for a batch at once: ``boxes`` (B, G, 4) padded, ``valid`` (B, G) bool marks the
-    real ones. Returns (B, N) box index per point, -1 for background; equal to ``assign`` image by
-    image, without a host synchronisation (a GPU step with a per-image loop waits ~3 times per image)."""
+    """:func:`assign` for a batch at once: ``boxes`` (B, G, 4) padded, ``valid`` (B, G) bool marks
+    the real ones. Returns (B, N) box index per point, -1 for background, without a host
+    synchronisation (a GPU step with a per-image loop waits ~3 times per image)."""
     px, py = points[None, :, 0:1], points[None, :, 1:2]                         # (1, N, 1)
     l, t = px - boxes[:, None, :, 0], py - boxes[:, None, :, 1]                  # (B, N, G)
     r, b = boxes[:, None, :, 2] - px, boxes[:, None, :, 3] - py

@@ -153,6 +153,14 @@ def _ranked_metrics(ranked: list[list[str]], truth: list[str], twins: dict[str, 
             "top1_lookalike": acc(alike, 1), "top3_lookalike": acc(alike, 3)}
 
 
+def view_options(extra_views: Path | None, extra_per_sku: int, runtime_val: Path | None) -> dict:
+    """The keyword arguments of :func:`evaluate_gallery` for the ``--extra-views``,
+    ``--extra-per-sku`` and ``--runtime-val`` options (crops folders read once)."""
+    return {"extra_views": load_crops(extra_views) if extra_views else None,
+            "extra_per_sku": extra_per_sku if extra_views else 0,
+            "runtime_queries": load_crops(runtime_val) if runtime_val else None}
+
+
 def evaluate_gallery(model: Path, enroll: Path, val: Path, unknown_skus: Sequence[str], per_sku: int = 8,
                      threads: int = 1, save_gallery: Path | None = None, data=None, *,
                      extra_views: tuple[Sequence[np.ndarray], Sequence[str]] | None = None, extra_per_sku: int = 0,
@@ -255,9 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         result = evaluate_gallery(args.model, args.enroll, args.val, [s for s in args.unknown_skus.split(",") if s],
                                   args.per_sku, args.threads, args.save_gallery,
-                                  extra_views=load_crops(args.extra_views) if args.extra_views else None,
-                                  extra_per_sku=args.extra_per_sku if args.extra_views else 0,
-                                  runtime_queries=load_crops(args.runtime_val) if args.runtime_val else None)
+                                  **view_options(args.extra_views, args.extra_per_sku, args.runtime_val))
     text = json.dumps(result, indent=1)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

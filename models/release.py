@@ -130,9 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. Embedder + gallery: fp32 metrics (saving the calibrated gallery), INT8 through the gate.
     crop_data = (load_crops(args.train), load_crops(args.val))
-    views = dict(extra_views=load_crops(args.extra_views) if args.extra_views else None,
-                 extra_per_sku=args.extra_per_sku if args.extra_views else 0,
-                 runtime_queries=load_crops(args.runtime_val) if args.runtime_val else None)
+    views = ev.view_options(args.extra_views, args.extra_per_sku, args.runtime_val)
     gallery_path = args.work / "gallery.npz"
     gal = ev.evaluate_gallery(args.embedder, args.train, args.val, unknown, args.per_sku, args.threads,
                               save_gallery=gallery_path, data=crop_data, **views)

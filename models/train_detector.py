@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .batches import Prefetcher, cpu_state, pick_device
+from .batches import cpu_state, start_batches
 from .data import augment_detection, image_files, label_file, load_detection_set
 from .detector import TinyDetector, anchor_points, detection_loss
 from .export import export_detector
@@ -53,13 +53,7 @@ def train(args: argparse.Namespace) -> dict:
             for i in range(steps_per_epoch):
                 yield order[i * args.batch : (i + 1) * args.batch], int(rng.integers(2**63))
 
-    # Workers fork before CUDA starts in this process (models/batches.py).
-    prefetch = Prefetcher(make_batch, args.workers)
-    batches = prefetch.map(tasks())
-    device = pick_device(args.device)
-    print(f"training on {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
-          + f", batches made by {args.workers or 'no'} worker process(es)", flush=True)
-    torch.backends.cudnn.benchmark = device.type == "cuda"
+    prefetch, batches, device = start_batches(make_batch, tasks(), args.workers, args.device)
 
     def to_device(batch) -> tuple[torch.Tensor, list[torch.Tensor]]:
         x, tgts = batch

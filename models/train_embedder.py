@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .batches import Prefetcher, cpu_state, pick_device
+from .batches import cpu_state, start_batches
 from .data import augment_crop, crop_batch, load_crops
 from .embedder import CROP_SIZE, ArcMarginHead, EmbeddingNet
 from .export import export_embedder
@@ -50,12 +50,7 @@ def train(args: argparse.Namespace) -> dict:
             chosen = rng.choice(len(skus), size=min(args.p, len(skus)), replace=False)
             yield [int(rng.choice(by_sku[skus[c]])) for c in chosen for _ in range(args.k)], int(rng.integers(2**63))
 
-    # Workers fork before CUDA starts in this process (models/batches.py).
-    prefetch = Prefetcher(make_batch, args.workers)
-    batches = prefetch.map(tasks())
-    device = pick_device(args.device)
-    print(f"training on {device}, batches made by {args.workers or 'no'} worker process(es)", flush=True)
-    torch.backends.cudnn.benchmark = device.type == "cuda"
+    prefetch, batches, device = start_batches(make_batch, tasks(), args.workers, args.device)
 
     model = EmbeddingNet()
     head = ArcMarginHead(model.proj.out_features, len(skus), scale=args.scale, margin=args.margin)

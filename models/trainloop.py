@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from caper_edge.atomic import atomic_write_bytes
+
 # The learning rate never decays below this fraction of the base rate.
 LR_FLOOR = 0.05
 
@@ -119,12 +121,9 @@ class TrainLoop:
 
 
 def save_checkpoint(state: dict, path: Path) -> None:
-    """``torch.save`` through a temporary file and a rename: a run killed mid-write (a time limit
+    """``torch.save`` written atomically (caper_edge.atomic): a run killed mid-write (a time limit
     on a lent GPU) leaves the previous checkpoint whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    atomic_write_bytes(path, lambda f: torch.save(state, f))
 
 
 def write_report(out: Path, script: str, argv: list[str], onnx_path: Path, loop: TrainLoop, threads: int,

@@ -276,12 +276,42 @@ def test_assignment_picks_smallest_box_inside_its_centre_region():
     assert (idx == -1).any()
 
 
+def _per_image_assign(points, strides, boxes, center_radius=2.5):
+    """The FCOS assignment of one image as it was written before it was batched (the reference)."""
+    import torch
+
+    from models.detector import LEVEL_RANGES
+
+    if boxes.numel() == 0:
+        return torch.full((points.shape[0],), -1, dtype=torch.long)
+    px, py = points[:, 0:1], points[:, 1:2]
+    l, t = px - boxes[None, :, 0], py - boxes[None, :, 1]
+    r, b = boxes[None, :, 2] - px, boxes[None, :, 3] - py
+    ltrb = torch.stack([l, t, r, b], -1)
+    inside = ltrb.min(-1).values > 0
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    rad = strides[:, None] * center_radius
+    central = ((px - cx[None]).abs() < rad) & ((py - cy[None]).abs() < rad)
+    m = ltrb.max(-1).values
+    level = (strides.log2() - 3).long()
+    lo = torch.tensor([r[0] for r in LEVEL_RANGES])[level]
+    hi = torch.tensor([r[1] for r in LEVEL_RANGES])[level]
+    ok = inside & central & (m >= lo[:, None]) & (m <= hi[:, None])
+    area = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))[None].expand_as(ok)
+    area = torch.where(ok, area, torch.full_like(area, float("inf")))
+    best_area, best = area.min(1)
+    best[torch.isinf(best_area)] = -1
+    return best
+
+
 def _per_image_loss(ltrb, logits, targets, points, strides):
-    """The loss image by image with ``assign`` (how it was computed before it was batched)."""
+    """The loss image by image with the per-image assignment (how it was computed before it was batched)."""
     import torch
     import torch.nn.functional as F
 
-    from models.detector import assign, box_iou_pairs, dist_to_xyxy, giou_loss
+    from models.detector import box_iou_pairs, dist_to_xyxy, giou_loss
+
+    assign = _per_image_assign
 
     cls_target = torch.zeros_like(logits)
     box_losses, npos = [], 0
@@ -316,7 +346,8 @@ def test_batched_assignment_and_loss_equal_the_per_image_computation(seed):
     padded, valid = pad_targets(targets)
     batch_idx = assign_batch(points, strides, padded[..., 1:5], valid)
     for i, t in enumerate(targets):
-        assert torch.equal(batch_idx[i], assign(points, strides, t[:, 1:5]))
+        assert torch.equal(batch_idx[i], _per_image_assign(points, strides, t[:, 1:5]))
+        assert torch.equal(assign(points, strides, t[:, 1:5]), batch_idx[i])
     torch.manual_seed(seed)
     model = TinyDetector()
     ltrb, logits = model(torch.rand((4, 3, 320, 320), generator=g))

@@ -343,6 +343,7 @@ void Tracker::fill_cost_row(Stage stage, const Track& t, const std::vector<int32
                                                              : p_.unconfirmed_min_iou;
   const bool may_reid = stage == Stage::First && lost && !t.embedding.empty();
   const double reach = p_.reid_max_displacement * diagonal(t.last_box);
+  const bool rest_gated = t.at_rest && p_.rest_appearance_gate < 2.0;  // 2: off (no cosine exceeds it)
   for (std::size_t c = 0; c < C; ++c) {
     const int32_t det = dets[c];
     double overlap = iou_row_[c];
@@ -350,7 +351,6 @@ void Tracker::fill_cost_row(Stage stage, const Track& t, const std::vector<int32
       out[c] = kInf;
       continue;
     }
-    const bool rest_gated = t.at_rest && p_.rest_appearance_gate < 2.0;  // 2: off (no cosine exceeds it)
     const bool has_app = (stage != Stage::LowScore || rest_gated) && !t.embedding.empty() && det_has_emb_[det] != 0;
     const double app = has_app ? cosine_distance(t.embedding.data(), det_unit_emb_.data() + det * embedding_dim_,
                                                  embedding_dim_)
