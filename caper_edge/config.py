@@ -504,6 +504,10 @@ class FusionConfig:
     take: its this many most probable SKUs. More lets a weak candidate of a re-sighting explain
     an unseen weight change (a hidden item booked instead of an alarm)."""
     refound_gap_s: float
+    look_change_min_prob: float
+    look_change_max_old: float
+    look_change_weak_frames: int
+    entering_hold_s: float
     vision_floor: float
     vision_temperature: float
     weight_candidates: int
@@ -520,10 +524,10 @@ class FusionConfig:
 
     def __post_init__(self) -> None:
         for key in ("pair_before_s", "add_pair_after_s", "remove_pair_after_s", "absorb_window_s", "unseen_hold_s",
-                    "unseen_removal_hold_s", "swap_window_s", "putback_window_s", "weight_wait_s", "decision_timeout_s", "in_place_max_travel", "refound_gap_s",
+                    "unseen_removal_hold_s", "swap_window_s", "putback_window_s", "weight_wait_s", "decision_timeout_s", "in_place_max_travel", "refound_gap_s", "entering_hold_s",
                     "scale_noise_g", "relative_error", "resume_tolerance_g"):
             check(getattr(self, key) >= 0.0, f"fusion.{key}", getattr(self, key), "a number >= 0")
-        for key in ("commit_posterior", "mismatch_vision_min", "absorb_min_prob"):
+        for key in ("commit_posterior", "mismatch_vision_min", "absorb_min_prob", "look_change_min_prob", "look_change_max_old"):
             check(0.0 <= getattr(self, key) <= 1.0, f"fusion.{key}", getattr(self, key), "a probability in [0, 1]")
         for key in ("multi_unit_prior", "extra_unit_prior", "spurious_track_prior", "in_place_spurious_prior", "reentry_spurious_prior",
                     "outlier_prior"):
@@ -536,6 +540,8 @@ class FusionConfig:
         check(1 <= self.max_qty_per_track <= self.max_units, "fusion.max_qty_per_track", self.max_qty_per_track,
               f"an integer in 1..max_units ({self.max_units})")
         check(self.weight_candidates >= 0, "fusion.weight_candidates", self.weight_candidates, "an integer >= 0")
+        check(self.look_change_weak_frames >= 1, "fusion.look_change_weak_frames", self.look_change_weak_frames,
+              "an integer >= 1 (frames)")
         check(self.reentry_labels >= 1, "fusion.reentry_labels", self.reentry_labels, "an integer >= 1")
         check(self.outlier_range_g > 0.0, "fusion.outlier_range_g", self.outlier_range_g, "grams > 0")
         check(self.vision_temperature >= 1.0, "fusion.vision_temperature", self.vision_temperature, "a temperature >= 1")

@@ -263,7 +263,7 @@ class Pipeline:
         self._last_seen: dict[int, int] = {}
         self._floor: dict[int, tuple[float, float]] = {}  # last floor position of each track
         self._matched_run: dict[int, int] = {}   # consecutive frames each track was matched
-        self._looks: dict[int, tuple[str, int]] = {}  # reported look SKU, frames it has differed
+        self._looks: dict[int, tuple[str, int, str, int]] = {}  # reported look SKU, frames it has differed, weak run
         # After a restart: the weight journaled with the restored basket, checked against the
         # first baseline the weight detector learns (see _check_resume).
         self._resume_weight_g = resume_weight_g
@@ -352,6 +352,11 @@ class Pipeline:
                 if i is not None and every.t_last_ns[i] == frame.t_ns:  # refreshed in this frame
                     out += self.fusion.update_candidates(tid, candidates_of(every.sku_ids[i], every.sku_prob[i], self.skus),
                                                          self._floor.get(tid))
+        if self.cfg.fusion.entering_hold_s > 0:
+            from .track import LOST, ZONE_ENTERING
+
+            self.fusion.set_entering(tracks.track_id[(tracks.zone == ZONE_ENTERING) & (tracks.class_id == ITEM_CLASS)
+                                                     & (tracks.state != LOST)].tolist())
         out += self.fusion.tick(frame.t_ns)
         t3 = time.perf_counter()
         st["tracker"] += t2 - t1
@@ -390,21 +395,34 @@ class Pipeline:
         return out
 
     def _look_changed(self, tid: int, look: tuple[tuple[str, float], ...]) -> bool:
-        """True once when a track's current top-1 look has differed from its reported one for
-        ``_LOOK_CHANGE_FRAMES`` frames in a row (with probability >= 0.5); the new look is then
-        the reported one."""
-        if not look or look[0][1] < 0.5:
+        """True once when a track's current look has shown another SKU than its reported one for
+        long enough; the new look is then the reported one. Either ``_LOOK_CHANGE_FRAMES``
+        frames in a row whose top-1 is another SKU with probability >= ``look_change_min_prob``,
+        or ``look_change_weak_frames`` frames in a row with the same other top-1 in which the
+        reported SKU has fallen below ``look_change_max_old`` (a new product under an old track
+        often looks like no SKU strongly, but steadily not like the old one)."""
+        if not look:
             return False
-        top = look[0][0]
-        reported, streak = self._looks.get(tid, (top, 0))
+        fc = self.cfg.fusion
+        top, p_top = look[0]
+        if tid not in self._looks and p_top < fc.look_change_min_prob:
+            return False  # a track's first reported look is a confident one
+        reported, streak, weak_top, weak_run = self._looks.get(tid, (top, 0, "", 0))
         if top == reported:
-            self._looks[tid] = (reported, 0)
+            self._looks[tid] = (reported, 0, "", 0)
             return False
-        streak += 1
-        if streak >= _LOOK_CHANGE_FRAMES:
-            self._looks[tid] = (top, 0)
+        if p_top >= fc.look_change_min_prob:
+            streak += 1
+        p_old = next((p for s, p in look if s == reported), 0.0)
+        if p_old < fc.look_change_max_old:
+            weak_run = weak_run + 1 if top == weak_top else 1
+            weak_top = top
+        else:
+            weak_top, weak_run = "", 0
+        if streak >= _LOOK_CHANGE_FRAMES or (fc.look_change_max_old > 0 and weak_run >= fc.look_change_weak_frames):
+            self._looks[tid] = (top, 0, "", 0)
             return True
-        self._looks[tid] = (reported, streak)
+        self._looks[tid] = (reported, streak, weak_top, weak_run)
         return False
 
     def _vanished(self, tracks: Any, t_ns: int) -> list[VisionEvent]:

@@ -121,6 +121,7 @@ class Fusion:
         self._basket_version = 0
         self._track_floor: dict[int, tuple[float, float]] = {}  # latest floor position of pending tracks
         self._tracks_in: set[int] = {u.track_id for line in self.basket for u in line.units if u.track_id is not None}
+        self._entering: frozenset[int] = frozenset()  # item tracks crossing into the basket, not yet decided
         # Recent committed adds and removals for the exchange alarm, and
         # recent unseen removals (t_settled_ns, counts) for put-backs.
         self._recent_adds: list[tuple[int, Event]] = []      # (t_settled_ns, event)
@@ -290,6 +291,12 @@ class Fusion:
             out += self._decide(ep)
         return out
 
+    def set_entering(self, track_ids: Iterable[int]) -> None:
+        """The item tracks that have crossed into the basket but whose entry the tracker has not
+        decided yet (its zone dwell): a confident add waits up to ``entering_hold_s`` after the
+        weight settled for them, since one may be a second product put down with the first."""
+        self._entering = frozenset(int(t) for t in track_ids)
+
     def booked_track_ids(self) -> set[int]:
         """Tracks whose items are in the basket (the replay loop watches them vanish)."""
         return set(self._tracks_in)
@@ -390,6 +397,10 @@ class Fusion:
             return self._decide_unseen(ep, waited)
         if self._only_resighted(ep, best) and waited < (cfg.add_pair_after_s if ep.sign > 0 else cfg.unseen_removal_hold_s) * _NS:
             return []  # only booked items seen again explain it: give the new item's own track time to arrive
+        if (best.prob >= cfg.commit_posterior and ep.sign > 0 and waited < cfg.entering_hold_s * _NS
+                and self._entering - {v.ev.track_id for v in ep.vision}):
+            self.stats["entering_holds"] += 1
+            return []  # a track is crossing into the basket: it may be part of this change
         if best.prob >= cfg.commit_posterior or waited >= cfg.decision_timeout_s * _NS:
             self.stats["timeout_commits" if exps[0].prob < cfg.commit_posterior else "confident_commits"] += 1
             return self._after_commit(ep, self._commit(ep, exps))

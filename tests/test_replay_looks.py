@@ -1,0 +1,77 @@
+"""The replay loop's look-change rule (caper_edge.replay.Pipeline._look_changed): when a track
+inside the basket starts to look like another product, that is an in-place entry of it (the
+tracker may hand a new product the track of one it covered or stood beside)."""
+from __future__ import annotations
+
+import pytest
+
+from caper_edge import config
+from caper_edge.catalog import Catalog, Product
+from caper_edge.errors import ConfigError
+from caper_edge.replay import _LOOK_CHANGE_FRAMES, Pipeline
+
+
+class _NoVision:
+    skus = ["A", "B", "C"]
+
+
+def _pipe(**fusion):
+    env = {f"CAPER_EDGE__FUSION__{k.upper()}": str(v) for k, v in fusion.items()}
+    return Pipeline(config.load(None, environ=env), Catalog(Product(s, s, 300.0, 5.0, 1.0) for s in _NoVision.skus), _NoVision())
+
+
+OLD = (("A", 0.9), ("B", 0.05), ("C", 0.05))           # a confident look of A
+NEW_WEAK = (("B", 0.4), ("C", 0.35), ("A", 0.01))      # not A, but no SKU strongly
+NEW_STRONG = (("B", 0.8), ("C", 0.15), ("A", 0.05))
+A_WEAK = (("C", 0.4), ("B", 0.35), ("A", 0.2))         # partly hidden A: A still plausible
+
+
+def _changes(pipe, looks, tid=7):
+    return [pipe._look_changed(tid, look) for look in looks]
+
+
+def test_a_confident_other_look_for_5_frames_is_a_change_once():
+    pipe = _pipe()
+    assert _changes(pipe, [OLD]) == [False]
+    got = _changes(pipe, [NEW_STRONG] * (_LOOK_CHANGE_FRAMES + 3))
+    assert got == [False] * (_LOOK_CHANGE_FRAMES - 1) + [True] + [False] * 3
+
+
+def test_weak_looks_change_nothing_unless_enabled():
+    pipe = _pipe()  # look_change_max_old = 0: only confident looks count
+    _changes(pipe, [OLD])
+    assert not any(_changes(pipe, [NEW_WEAK] * 60))
+
+
+def test_a_steady_weak_look_that_rules_out_the_old_sku_is_a_change():
+    pipe = _pipe(look_change_max_old=0.05, look_change_weak_frames=15)
+    _changes(pipe, [OLD])
+    got = _changes(pipe, [NEW_WEAK] * 20)
+    assert got.index(True) == 14 and got.count(True) == 1
+    # the new look is now the reported one: A again is a change back only if confident
+    assert not any(_changes(pipe, [A_WEAK] * 30))
+
+
+def test_weak_looks_must_agree_and_rule_the_old_sku_out():
+    pipe = _pipe(look_change_max_old=0.05, look_change_weak_frames=15)
+    _changes(pipe, [OLD])
+    # the old SKU still plausible (partly hidden): never a change
+    assert not any(_changes(pipe, [A_WEAK] * 40))
+    # alternating other top-1s: the run restarts every frame
+    flip = (("C", 0.4), ("B", 0.35), ("A", 0.01))
+    assert not any(_changes(pipe, [NEW_WEAK, flip] * 20))
+    # a run broken by the old look starts over
+    assert not any(_changes(pipe, [NEW_WEAK] * 10 + [OLD] + [NEW_WEAK] * 10))
+
+
+def test_a_first_weak_look_is_not_reported():
+    pipe = _pipe(look_change_max_old=0.05, look_change_weak_frames=2)
+    assert not any(_changes(pipe, [NEW_WEAK] * 5))  # no confident look yet: nothing to change from
+    assert _changes(pipe, [OLD]) == [False]
+
+
+@pytest.mark.parametrize("key, value", [("look_change_max_old", 1.5), ("look_change_min_prob", -0.1),
+                                        ("look_change_weak_frames", 0)])
+def test_bad_look_change_settings_are_named(key, value):
+    with pytest.raises(ConfigError, match=f"fusion.{key}"):
+        _pipe(**{key: value})
