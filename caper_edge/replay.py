@@ -419,7 +419,7 @@ class Pipeline:
             weak_top = top
         else:
             weak_top, weak_run = "", 0
-        if streak >= _LOOK_CHANGE_FRAMES or (fc.look_change_max_old > 0 and weak_run >= fc.look_change_weak_frames):
+        if streak >= _LOOK_CHANGE_FRAMES or weak_run >= fc.look_change_weak_frames:
             self._looks[tid] = (top, 0, "", 0)
             return True
         self._looks[tid] = (reported, streak, weak_top, weak_run)

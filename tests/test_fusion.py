@@ -44,21 +44,30 @@ def weighed(t_start: float, delta_g: float, kind: str = "settled", sigma_g: floa
     return WeightChange(kind, ns(t_start), ns(t_start + 0.6), ns(t_start + 0.8), delta_g, sigma_g)
 
 
-def run(fusion: Fusion, *inputs: VisionEvent | WeightChange, until: float = 30.0) -> list:
-    """Feed inputs in decision-time order with a 50 ms tick between them, then tick to ``until``."""
+def run(fusion: Fusion, *inputs: VisionEvent | WeightChange, until: float = 30.0, entering=None) -> list:
+    """Feed inputs in decision-time order with a 50 ms tick between them, then tick to ``until``.
+    ``entering(t_ns)``, when given, names the tracks still crossing in at each tick and input
+    (what the replay loop passes to :meth:`Fusion.set_entering`)."""
     def t_of(x):
         return x.decided_t_ns if isinstance(x, VisionEvent) else x.t_decided_ns
+
+    def tick(t):
+        if entering is not None:
+            fusion.set_entering(entering(t))
+        return fusion.tick(t)
 
     events = []
     t = 0
     for x in sorted(inputs, key=t_of):
         while t + S // 20 < t_of(x):
             t += S // 20
-            events += fusion.tick(t)
+            events += tick(t)
+        if entering is not None:
+            fusion.set_entering(entering(t_of(x)))
         events += fusion.on_vision(x) if isinstance(x, VisionEvent) else fusion.on_weight(x)
     while t < until * S:
         t += S // 20
-        events += fusion.tick(t)
+        events += tick(t)
     return events
 
 
@@ -124,17 +133,9 @@ def test_a_confident_add_waits_for_a_track_still_crossing_in(hold_s):
     # the tracker decides its entry only at 2.2 s. Without the hold fusion books jam at 2.0 s and the
     # tuna's late track is an unconfirmed item; with it, fusion waits for the track: rice + tuna.
     f = Fusion(CATALOG, default_fusion_config(entering_hold_s=hold_s))
-    w, tuna = weighed(1.2, 697.0), seen(2, 1.9, ("TUNA", 0.95), ("CHOC", 0.05))
-    out = f.on_vision(seen(1, 1.0, ("RICE", 0.5), ("JAM", 0.4), ("SUGAR", 0.1)))
-    t = ns(1.3)
-    while t < ns(30):
-        t += S // 20
-        f.set_entering([2] if ns(1.9) <= t < tuna.decided_t_ns else [])
-        if t == w.t_decided_ns:
-            out += f.on_weight(w)
-        if t == tuna.decided_t_ns:
-            out += f.on_vision(tuna)
-        out += f.tick(t)
+    tuna = seen(2, 1.9, ("TUNA", 0.95), ("CHOC", 0.05))
+    out = run(f, seen(1, 1.0, ("RICE", 0.5), ("JAM", 0.4), ("SUGAR", 0.1)), weighed(1.2, 697.0), tuna,
+              entering=lambda t: [2] if ns(1.9) <= t < tuna.decided_t_ns else [])
     if hold_s:
         assert sorted(summary(out)) == [("item_added", "RICE", 1), ("item_added", "TUNA", 1)]
         assert f.stats["entering_holds"] > 0
@@ -146,20 +147,10 @@ def test_the_entering_hold_is_bounded():
     # A track that never finishes crossing (a hand hovering at the rim with a product) delays the
     # confident add by entering_hold_s at most.
     f = Fusion(CATALOG, default_fusion_config(entering_hold_s=0.5))
-    out = f.on_vision(seen(1, 1.0, ("JAM", 0.9)))
     w = weighed(1.2, 690.5)
-    t, decided_at = ns(1.3), None
-    while t < ns(10):
-        t += S // 20
-        f.set_entering([7])
-        if t == w.t_decided_ns:
-            out += f.on_weight(w)
-        new = f.tick(t)
-        if new and decided_at is None:
-            decided_at = t
-        out += new
+    out = run(f, seen(1, 1.0, ("JAM", 0.9)), w, until=10.0, entering=lambda t: [7])
     assert summary(out) == [("item_added", "JAM", 1)]
-    assert decided_at == w.t_decided_ns + ns(0.5)
+    assert out[0].extras["t_decided_ns"] == w.t_decided_ns + ns(0.5)
 
 
 def test_lookalike_resolved_by_weight(fusion):
