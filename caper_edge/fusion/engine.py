@@ -293,8 +293,9 @@ class Fusion:
 
     def set_entering(self, track_ids: Iterable[int]) -> None:
         """The item tracks that have crossed into the basket but whose entry the tracker has not
-        decided yet (its zone dwell): a confident add waits up to ``entering_hold_s`` after the
-        weight settled for them, since one may be a second product put down with the first."""
+        decided yet (its zone dwell): an add about to be committed -- confident, or ambiguous at
+        ``decision_timeout_s`` -- waits up to ``entering_hold_s`` after the weight settled for
+        them, since one may be a second product put down with the first."""
         self._entering = frozenset(int(t) for t in track_ids)
 
     def booked_track_ids(self) -> set[int]:
@@ -397,11 +398,11 @@ class Fusion:
             return self._decide_unseen(ep, waited)
         if self._only_resighted(ep, best) and waited < (cfg.add_pair_after_s if ep.sign > 0 else cfg.unseen_removal_hold_s) * _NS:
             return []  # only booked items seen again explain it: give the new item's own track time to arrive
-        if (best.prob >= cfg.commit_posterior and ep.sign > 0 and waited < cfg.entering_hold_s * _NS
-                and self._entering - {v.ev.track_id for v in ep.vision}):
-            self.stats["entering_holds"] += 1
-            return []  # a track is crossing into the basket: it may be part of this change
         if best.prob >= cfg.commit_posterior or waited >= cfg.decision_timeout_s * _NS:
+            if (ep.sign > 0 and waited < cfg.entering_hold_s * _NS
+                    and self._entering - {v.ev.track_id for v in ep.vision}):
+                self.stats["entering_holds"] += 1
+                return []  # a track is crossing into the basket: it may be part of this change
             self.stats["timeout_commits" if exps[0].prob < cfg.commit_posterior else "confident_commits"] += 1
             return self._after_commit(ep, self._commit(ep, exps))
         return []
@@ -536,11 +537,21 @@ class Fusion:
         return math.log((1 - r) * r ** (n - 1) / (1 - r ** k))
 
     def _strongest(self, ep: _Episode) -> list[_Vision]:
-        """The episode's tracks that are explained jointly: the _MAX_TRACKS strongest (lowest prior
-        of bringing nothing: carried in, then found in place, then booked items seen again), in
-        time order. The rest are taken for duplicates and consumed with the episode."""
-        ranked = sorted(ep.vision, key=lambda v: (self._spurious(v), v.ev.t_ns, v.ev.track_id))[:_MAX_TRACKS]
-        return sorted(ranked, key=lambda v: (v.ev.t_ns, v.ev.track_id))
+        """The episode's tracks that are explained jointly, in time order: one transition per
+        track (its strongest: carried in, then found in place, then a booked item seen again; the
+        latest among equals -- a track that flickered out and back is one track), then the
+        _MAX_TRACKS strongest of those. For a removal, among equally weak ones, tracks that
+        brought a line of the basket in come first: their leaving names the product. The rest
+        are taken for duplicates and consumed with the episode."""
+        per_track: dict[int, _Vision] = {}
+        for v in ep.vision:
+            o = per_track.get(v.ev.track_id)
+            if o is None or (self._spurious(v), -v.ev.t_ns) < (self._spurious(o), -o.ev.t_ns):
+                per_track[v.ev.track_id] = v
+        removal = ep.sign < 0
+        ranked = sorted(per_track.values(), key=lambda v: (
+            self._spurious(v), not (removal and self._booked(v.ev.track_id)), v.ev.t_ns, v.ev.track_id))
+        return sorted(ranked[:_MAX_TRACKS], key=lambda v: (v.ev.t_ns, v.ev.track_id))
 
     def _booked(self, track_id: int) -> set[str]:
         """The SKUs of basket units that this track brought in."""
