@@ -11,6 +11,9 @@
 #   DEADLINE_S [520]   seconds from the start by which training must end (budget = what is left
 #                      after build and data, less RESERVE_S [60] for the ONNX export)
 #   PROCS [nproc]      data-generator processes; FRAMES_PER_PROC [250]; GEN_SEED [42]
+#   DISTRACTORS [0]    products from outside the store added to the generated frames (half the
+#                      items; caper_edge.sim.catalog.distractors): training identities for the embedder
+#   DETECTOR [1]       0: train the embedder only (with EMBEDDER=1)
 #   WORKERS [nproc-2]  batch-making processes per training run (models/batches.py)
 #   DET_INIT []        detector.pt to start from; DET_LR [1e-3 with DET_INIT, else 3e-3]
 #   EMBEDDER [0]       1: train the embedder too (EMB_INIT, EMB_LR [1e-3], HOLDOUT_SKUS
@@ -44,7 +47,8 @@ $PY -c "import caper_edge.sim.dataset, models.train_detector" || exit 5
 log "built"
 
 for i in $(seq 0 $((NP - 1))); do
-  $PY -m caper_edge.sim.dataset "$W/gen/p$i" --split g$i --seed "${GEN_SEED:-42}" --frames "$FR" >/dev/null 2>"$W/gen$i.err" &
+  $PY -m caper_edge.sim.dataset "$W/gen/p$i" --split g$i --seed "${GEN_SEED:-42}" --frames "$FR" \
+    --distractors "${DISTRACTORS:-0}" >/dev/null 2>"$W/gen$i.err" &
 done
 wait
 D="$W/data"; mkdir -p "$D/images" "$D/labels" "$D/crops"
@@ -65,8 +69,10 @@ PIDS=()
 DET_ARGS=(--data "$D" --epochs 100000 --seed 21 --out "$W/detector" --device auto --workers "$WK" --batch 64
           --edge-weight 3 --threads 2 --time-budget-min "$BUDGET")
 if [ -n "${DET_INIT:-}" ]; then DET_ARGS+=(--init "$DET_INIT" --lr "${DET_LR:-1e-3}"); else DET_ARGS+=(--lr "${DET_LR:-3e-3}"); fi
-$PY -m models.train_detector "${DET_ARGS[@]}" >"$OUT_DIR/detector.log" 2>&1 &
-PIDS+=($!)
+if [ "${DETECTOR:-1}" != 0 ]; then
+  $PY -m models.train_detector "${DET_ARGS[@]}" >"$OUT_DIR/detector.log" 2>&1 &
+  PIDS+=($!)
+fi
 if [ "${EMBEDDER:-0}" = 1 ]; then
   EMB_ARGS=(--data "$D" --epochs 100000 --seed 13 --out "$W/embedder" --device auto --workers "$WK" --p 32 --k 4
             --lr "${EMB_LR:-1e-3}" --threads 2 --time-budget-min "$BUDGET"

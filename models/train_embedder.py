@@ -44,10 +44,19 @@ def train(args: argparse.Namespace) -> dict:
         r = np.random.default_rng(seed)
         return crop_batch([augment_crop(crops[i], r) for i in idx], CROP_SIZE), y_all[idx]
 
+    # Distractor identities (RND-..., caper_edge.sim.catalog.distractors) can outnumber the store's
+    # SKUs many times over: the store's SKUs keep --store-share of each batch's identities.
+    store = np.array([not s.startswith("RND-") for s in skus])
+    pick_p = None
+    if store.any() and not store.all():
+        pick_p = np.where(store, args.store_share / store.sum(), (1 - args.store_share) / (~store).sum())
+        print(f"{int(store.sum())} store SKUs, {int((~store).sum())} distractor identities "
+              f"(store share of a batch {args.store_share})", flush=True)
+
     def tasks():
         while True:
             # P SKUs x K views: every batch holds positives for every anchor.
-            chosen = rng.choice(len(skus), size=min(args.p, len(skus)), replace=False)
+            chosen = rng.choice(len(skus), size=min(args.p, len(skus)), replace=False, p=pick_p)
             yield [int(rng.choice(by_sku[skus[c]])) for c in chosen for _ in range(args.k)], int(rng.integers(2**63))
 
     prefetch, batches, device = start_batches(make_batch, tasks(), args.workers, args.device)
@@ -85,7 +94,9 @@ def train(args: argparse.Namespace) -> dict:
     save_checkpoint(cpu_state(model), args.out / "embedder.pt")
     onnx_path = export_embedder(model, args.out / "embedder.onnx", CROP_SIZE)
     return write_report(args.out, "train_embedder", args.argv, onnx_path, loop, args.threads, data=str(args.data),
-                        seed=args.seed, crops=len(crops), train_skus=skus, holdout_skus=sorted(holdout),
+                        seed=args.seed, crops=len(crops), train_skus=[s for s in skus if not s.startswith("RND-")],
+                        distractor_identities=int((~store).sum()), store_share=args.store_share if pick_p is not None else None,
+                        holdout_skus=sorted(holdout),
                         device=str(device), workers=args.workers, batch=args.p * args.k)
 
 
@@ -98,6 +109,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--holdout-skus", default="", help="comma-separated SKUs never trained on")
     ap.add_argument("--p", type=int, default=16, help="SKUs per batch")
     ap.add_argument("--k", type=int, default=4, help="views per SKU per batch")
+    ap.add_argument("--store-share", type=float, default=0.5,
+                    help="share of a batch's identities drawn from the store's SKUs when distractor "
+                         "identities (crops/RND-*) are present (default %(default)s)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--scale", type=float, default=30.0, help="ArcFace logit scale s")
     ap.add_argument("--margin", type=float, default=0.3, help="ArcFace angular margin m (radians)")
@@ -109,6 +123,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--time-budget-min", type=float)
     ap.add_argument("--init", type=Path, help="start from these weights (embedder.pt of an earlier run)")
     args = ap.parse_args(argv)
+    if not 0.0 < args.store_share < 1.0:
+        ap.error(f"--store-share {args.store_share}: expected a share strictly between 0 and 1")
     args.argv = list(sys.argv[1:] if argv is None else argv)
     return args
 

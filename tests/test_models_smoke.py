@@ -426,6 +426,24 @@ def test_few_step_training_reduces_loss_and_scripts_run(tmp_path):
     assert torch.get_num_threads() >= 1
 
 
+def test_embedder_trains_beside_distractor_identities(tmp_path):
+    # Simulator frames with products from outside the store: their crops are extra identities
+    # (crops/RND-*); the store's SKUs keep --store-share of each batch.
+    pytest.importorskip("torch")
+    from caper_edge.sim.dataset import generate
+    from models import train_embedder
+
+    generate(tmp_path / "data", split="train", seed=5, frames=6, distractors=8, distractor_share=0.5)
+    report = train_embedder.train(train_embedder.parse(
+        ["--data", str(tmp_path / "data"), "--epochs", "1", "--seed", "0", "--out", str(tmp_path / "emb"), "--p", "4",
+         "--k", "2", "--store-share", "0.7"]))
+    assert report["distractor_identities"] > 0 and report["store_share"] == 0.7
+    assert report["train_skus"] and all(s.startswith("SKU-") for s in report["train_skus"])
+    assert (tmp_path / "emb" / "embedder.onnx").is_file()
+    with pytest.raises(SystemExit):
+        train_embedder.parse(["--data", "x", "--out", "y", "--store-share", "1.0"])
+
+
 def test_shared_training_loop_schedule_hand_computed():
     pytest.importorskip("torch")
     from models.trainloop import LR_FLOOR, lr_factor

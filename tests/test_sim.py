@@ -16,7 +16,8 @@ from caper_edge import config
 from caper_edge.bags import BagReader, topics
 from caper_edge.scale import ScaleDecoder
 from caper_edge.sim import DEFAULT_DURATION_S, SCENARIOS, Simulator, catalog, catalog_json, write_bag
-from caper_edge.sim.catalog import by_id
+from caper_edge.sim.catalog import by_id, distractors, lookup
+from caper_edge.errors import InputError
 from caper_edge.sim.dataset import generate
 from caper_edge.sim.render import Effects, Placed, Renderer
 from caper_edge.sim.scenarios import plan
@@ -281,6 +282,28 @@ def test_dataset_generator_layout_and_labels(tmp_path):
     same = (tmp_path / "d" / "labels" / "train_000001.txt").read_text()
     assert (tmp_path / "e" / "labels" / "train_000001.txt").read_text() == same
     assert (tmp_path / "f" / "labels" / "val_000001.txt").read_text() != same
+
+
+def test_dataset_with_distractor_products(tmp_path):
+    # Distractors: products from outside the store, their own identities in crops/, deterministic,
+    # and without them the generator writes exactly what it wrote before (same labels).
+    a = distractors(20, seed=7)
+    assert [s.sku for s in a] == [s.sku for s in distractors(20, seed=7)] and len({s.design for s in a}) == 20
+    assert all(s.sku.startswith("RND-7-") and s.sku not in by_id() and lookup(s.sku) == s for s in a)
+    assert {s.shape for s in a} == {"box", "cylinder", "bag"}
+    with pytest.raises(KeyError, match="RND-9-99999"):
+        lookup("RND-9-99999")
+    m = generate(tmp_path / "d", split="train", seed=4, frames=6, distractors=20, distractor_share=0.6)
+    assert m["distractors"] == 20 and m["distractor_share"] == 0.6
+    folders = {p.name for p in (tmp_path / "d" / "crops").iterdir()}
+    assert any(f.startswith("RND-4-") for f in folders) and any(f in by_id() for f in folders)
+    plain = generate(tmp_path / "p", split="train", seed=4, frames=2)
+    ref = generate(tmp_path / "q", split="train", seed=4, frames=2, distractors=0)
+    assert plain["distractors"] == ref["distractors"] == 0
+    assert (tmp_path / "p" / "labels" / "train_000001.txt").read_text() == (tmp_path / "q" / "labels" / "train_000001.txt").read_text()
+    for bad in ({"distractors": -1}, {"distractor_share": 1.5}):
+        with pytest.raises(InputError, match="distractor"):
+            generate(tmp_path / "x", frames=1, **bad)
 
 
 def test_dataset_cli_module(tmp_path):

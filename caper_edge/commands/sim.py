@@ -23,6 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dataset", action="store_true", help="write images + YOLO labels + SKU crops, no bag")
     group.add_argument("--split", default="train", help="split name for --dataset (default %(default)s)")
     group.add_argument("--frames", type=int, default=1000, help="images for --dataset (default %(default)s)")
+    group.add_argument("--distractors", type=int, default=0,
+                       help="add this many products from outside the store to --dataset (embedder training identities)")
+    group.add_argument("--distractor-share", type=float, default=0.5,
+                       help="probability that an item is a distractor (default %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         from ..sim.dataset import generate
 
         stats = generate(args.out, split=args.split, seed=args.seed, frames=args.frames, overwrite=args.overwrite,
+                         distractors=args.distractors, distractor_share=args.distractor_share,
                          progress=None if args.quiet else _progress)
         _done()
         print(f"wrote {stats['images']} images, {stats['boxes']} boxes, {stats['crops']} crops to {args.out}")

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Literal
 
-__all__ = ["CATALOG_VERSION", "Sku", "catalog", "catalog_json", "by_id"]
+__all__ = ["CATALOG_VERSION", "Sku", "catalog", "catalog_json", "by_id", "distractors", "lookup"]
 
 #: Bumped whenever products or their looks change (bags record it on /catalog).
 CATALOG_VERSION = 1
@@ -166,6 +166,61 @@ def catalog() -> tuple[Sku, ...]:
 @cache
 def by_id() -> dict[str, Sku]:
     return {s.sku: s for s in catalog()}
+
+
+# Distractor products drawn in this process (distractors()), by id: the renderer finds them here.
+_DISTRACTORS: dict[str, Sku] = {}
+
+
+def lookup(sku_id: str) -> Sku:
+    """The store's SKU or a distractor drawn in this process; KeyError naming the id otherwise."""
+    sku = by_id().get(sku_id) or _DISTRACTORS.get(sku_id)
+    if sku is None:
+        raise KeyError(f"unknown SKU {sku_id!r}: not in the catalog (SKU-0001..SKU-{len(catalog()):04d}) "
+                       "and not a distractor drawn in this process")
+    return sku
+
+
+_MATERIALS = {"box": ("cardboard", "paper", "plastic"), "cylinder": ("metal", "glass", "plastic"), "bag": ("film", "paper")}
+_KINDS = ("can", "bottle", "jar", "tub")
+_PATTERN_NAMES = ("wave", "rays", "dots", "stripes", "checker", "band", "window", "plain")
+_SYLLABLES = ("ka", "lo", "mi", "ra", "ven", "to", "su", "bel", "dor", "fi", "na", "gro", "pe", "zu", "lin", "ma", "co", "tre")
+_VARIANTS = ("", "", "", "250 g", "500 g", "1 KG", "LIGHT", "BIO", "XL", "MINI", "CLASSIC", "ZERO")
+
+
+def distractors(n: int, seed: int) -> tuple[Sku, ...]:
+    """``n`` products that are not in the store, drawn from the same vocabulary of shapes, sizes,
+    materials, colours, patterns and print as the catalog: ids ``RND-<seed>-<k>``, each its own
+    design. Training identities for the embedding model (it learns packaging in general rather
+    than the 42 products it trains on, which is what recognising a newly enrolled SKU needs) and
+    extra variety for the detector. Deterministic in (n, seed); registered for :func:`lookup`."""
+    import numpy as np
+
+    if n < 0 or seed < 0:
+        raise ValueError(f"distractors(n={n}, seed={seed}): expected n >= 0 and seed >= 0")
+    rng = np.random.default_rng([seed, 0xD157])
+    out = []
+    for k in range(n):
+        shape = str(rng.choice(("box", "cylinder", "bag"), p=(0.45, 0.3, 0.25)))
+        if shape == "box":
+            dims = sorted((float(rng.uniform(90, 300)), float(rng.uniform(45, 200))), reverse=True)
+            size = (dims[0], dims[1], float(rng.uniform(25, 110)))
+        elif shape == "cylinder":
+            d = float(rng.uniform(50, 100))
+            size = (d, d, float(rng.uniform(40, 280)))
+        else:
+            size = (float(rng.uniform(150, 300)), float(rng.uniform(100, 230)), float(rng.uniform(20, 90)))
+        weight = float(rng.uniform(80, 1600))
+        colors = tuple(tuple(int(c) for c in rng.integers(15, 250, 3)) for _ in range(3))
+        brand = "".join(rng.choice(_SYLLABLES, int(rng.integers(2, 4)))).capitalize()
+        sku = Sku(sku=f"RND-{seed}-{k:05d}", name=f"{brand} {seed}-{k}", shape=shape, size_mm=size,
+                  weight_g=round(weight), weight_std_g=round(max(1.0, weight * 0.008), 1), price=1.0,
+                  material=str(rng.choice(_MATERIALS[shape])), design=1_000_000 + seed * 100_000 + k,
+                  colors=colors, pattern=str(rng.choice(_PATTERN_NAMES)), variant=str(rng.choice(_VARIANTS)),
+                  kind=str(rng.choice(_KINDS)) if shape == "cylinder" else "")
+        _DISTRACTORS[sku.sku] = sku
+        out.append(sku)
+    return tuple(out)
 
 
 def catalog_json(skus: tuple[Sku, ...] | None = None) -> str:

@@ -39,6 +39,7 @@ import numpy as np
 from ..errors import InputError
 from ..scale.loadcell import LoadCellModel
 from .catalog import CATALOG_VERSION, catalog
+from .catalog import distractors as distractor_skus
 from .geometry import CartGeometry
 from .render import Effects, Renderer
 from .world import Carry, World
@@ -59,13 +60,22 @@ def generate(
     skus: Sequence[str] | None = None,
     min_visible: float = 0.15,
     crop_min_visible: float = 0.35,
+    distractors: int = 0,
+    distractor_share: float = 0.5,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """Write ``frames`` images with labels and crops to ``out``; returns the manifest."""
+    """Write ``frames`` images with labels and crops to ``out``; returns the manifest.
+
+    ``distractors`` > 0 adds that many products from outside the store
+    (:func:`caper_edge.sim.catalog.distractors`, drawn from ``seed``), each item of a scene being
+    one of them with probability ``distractor_share``; their crops go to ``crops/RND-.../``."""
     out = Path(out)
     if frames < 1:
         raise InputError(f"frames = {frames}: expected at least 1")
+    if distractors < 0 or not 0.0 <= distractor_share <= 1.0:
+        raise InputError(f"distractors = {distractors}, distractor_share = {distractor_share}: expected a count >= 0 "
+                         "and a share in [0, 1]")
     if not split.replace("-", "").replace("_", "").isalnum():
         raise InputError(f"split {split!r}: expected letters, digits, '-' or '_'")
     pool = [s for s in catalog() if skus is None or s.sku in set(skus)]
@@ -78,6 +88,7 @@ def generate(
         shutil.rmtree(out)
     for sub in ("images", "labels", "crops"):
         (out / sub).mkdir(parents=True, exist_ok=True)
+    pick = _picker(pool, distractor_skus(distractors, seed) if distractors else (), distractor_share)
     split_key = zlib.crc32(split.encode())
     renderer = Renderer(CartGeometry(), seed)
     counts = {"images": 0, "boxes": 0, "items": 0, "hands": 0, "crops": 0}
@@ -85,7 +96,7 @@ def generate(
     for i in range(frames):
         name = f"{split}_{i:06d}"
         rng = np.random.default_rng([seed, split_key, i])
-        color, objects, carried = _scene(renderer, rng, pool, int(rng.integers(1 << 31)))
+        color, objects, carried = _scene(renderer, rng, pick, int(rng.integers(1 << 31)))
         cv2.imwrite(str(out / "images" / f"{name}.jpg"), cv2.cvtColor(color, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
         labels = []
         for o in objects:
@@ -111,7 +122,8 @@ def generate(
     (out / "data.yaml").write_text(f"path: .\ntrain: images\nval: images\nnames:\n  0: {CLASSES[0]}\n  1: {CLASSES[1]}\n")
     manifest = {
         "split": split, "seed": seed, "frames": frames, "generator_version": GENERATOR_VERSION,
-        "catalog_version": CATALOG_VERSION, "skus": [s.sku for s in pool], "min_visible": min_visible,
+        "catalog_version": CATALOG_VERSION, "skus": [s.sku for s in pool], "distractors": distractors,
+        "distractor_share": distractor_share if distractors else 0.0, "min_visible": min_visible,
         "crop_min_visible": crop_min_visible, **counts,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
@@ -127,19 +139,26 @@ def _crop(color: np.ndarray, xyxy: list[float], margin: float = 0.08) -> np.ndar
     return color[b:d, a:c].copy()
 
 
-def _scene(renderer: Renderer, rng: np.random.Generator, pool, frame_seed: int):
+def _picker(pool, extra, share: float):
+    """rng -> the product of one new item: from ``pool``, or from ``extra`` with probability ``share``."""
+    if not extra:
+        return lambda rng: pool[int(rng.integers(len(pool)))]
+    return lambda rng: extra[int(rng.integers(len(extra)))] if rng.random() < share else pool[int(rng.integers(len(pool)))]
+
+
+def _scene(renderer: Renderer, rng: np.random.Generator, pick, frame_seed: int):
     """One random basket scene: (colour RGB, ground-truth objects, ids of carried items)."""
     world = World(int(rng.integers(1 << 31)), renderer.geom, loadcell=LoadCellModel(_CAL, seed=0))
     n_items = int(rng.choice(13, p=_ITEM_COUNT_P))
     for _ in range(n_items):
-        item = world.new_item(pool[int(rng.integers(len(pool)))])
+        item = world.new_item(pick(rng))
         if world.find_spot(item, tries=20):
             item.t_rest = 0.0
             world.items[item.uid] = item
     _, static, _ = world.scene_at(0.0, 30.0)
     moving, carried = [], set()
     for _ in range(int(rng.choice(3, p=(0.35, 0.5, 0.15)))):
-        parts, carried_id = _random_hand(world, rng, pool)
+        parts, carried_id = _random_hand(world, rng, pick)
         moving.extend(parts)
         if carried_id is not None:
             carried.add(carried_id)
@@ -152,7 +171,7 @@ def _scene(renderer: Renderer, rng: np.random.Generator, pool, frame_seed: int):
     return result.color, result.objects, carried
 
 
-def _random_hand(world: World, rng: np.random.Generator, pool):
+def _random_hand(world: World, rng: np.random.Generator, pick):
     """A hand somewhere over the basket, moving, holding a product half of the time."""
     g = world.geom
     hand, _ = world._new_hand(None)
@@ -165,7 +184,7 @@ def _random_hand(world: World, rng: np.random.Generator, pool):
     hand.keys = [(-dt, x - math.cos(ang) * speed * dt, y - math.sin(ang) * speed * dt, z), (0.0, x, y, z)]
     carried_id = None
     if rng.random() < 0.5:
-        item = world.new_item(pool[int(rng.integers(len(pool)))])
+        item = world.new_item(pick(rng))
         item.x, item.y, item.yaw = x, y, float(rng.uniform(-math.pi, math.pi))
         item.z_base = max(z - 2.0 - item.sprite.top_mm, 0.0)
         yaw = hand.yaw(0.0)
@@ -187,10 +206,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed (default %(default)s)")
     parser.add_argument("--frames", type=int, default=1000, help="images to write (default %(default)s)")
     parser.add_argument("--skus", nargs="*", help="only these SKUs (e.g. leave some out for open-set tests)")
+    parser.add_argument("--distractors", type=int, default=0,
+                        help="add this many products from outside the store (training identities for the embedder; default 0)")
+    parser.add_argument("--distractor-share", type=float, default=0.5,
+                        help="probability that an item is a distractor when --distractors > 0 (default %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT")
     args = parser.parse_args(argv)
     try:
         m = generate(args.out, split=args.split, seed=args.seed, frames=args.frames, skus=args.skus, overwrite=args.overwrite,
+                     distractors=args.distractors, distractor_share=args.distractor_share,
                      progress=lambda d, n: sys.stderr.write(f"\r{d}/{n}") if d % 50 == 0 or d == n else None)
     except InputError as exc:
         print(f"caper_edge.sim.dataset: {exc}", file=sys.stderr)

@@ -21,7 +21,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from .catalog import Sku, by_id
+from .catalog import Sku, lookup
 
 __all__ = ["PX_PER_MM", "Sprite", "poses", "sprite"]
 
@@ -60,7 +60,7 @@ def poses(sku: Sku) -> tuple[str, ...]:
 @lru_cache(maxsize=256)
 def sprite(sku_id: str, pose: str) -> Sprite:
     """The sprite of ``sku_id`` in ``pose`` (cached: drawn once per process)."""
-    sku = by_id()[sku_id]
+    sku = lookup(sku_id)
     if pose not in poses(sku):
         raise ValueError(f"pose {pose!r} is not a pose of {sku_id} ({sku.shape}); expected one of {poses(sku)}")
     draw = {"top": _box_top, "side": _box_side, "upright": _cyl_upright, "lying": _cyl_lying, "flat": _bag}[pose]
