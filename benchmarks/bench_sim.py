@@ -92,12 +92,12 @@ def cases(quick: bool) -> list[Case]:
     share = _Cycle(first, frames).hand_share()
     mb_min = _bag_mb_per_min(6.0 if quick else 30.0)
     dataset_renderer = render_mod.Renderer(CartGeometry(), 0)
-    pool = list(catalog())
+    pick = dataset_mod._picker(list(catalog()), (), 0.0)
     counter = [0]
 
     def dataset_image():
         counter[0] += 1
-        return dataset_mod._scene(dataset_renderer, np.random.default_rng(counter[0]), pool, counter[0])
+        return dataset_mod._scene(dataset_renderer, np.random.default_rng(counter[0]), pick, counter[0])
 
     note = (f"busy scenario seed 1, frames {first}..{first + frames - 1} cycled ({share:.0%} with a hand in view), "
             "depth every 2nd frame, one core")

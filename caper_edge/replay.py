@@ -428,12 +428,22 @@ class Pipeline:
     def _vanished(self, tracks: Any, t_ns: int) -> list[VisionEvent]:
         """In-place leaving events for booked items whose tracks had been matched for
         ``_STEADY_FRAMES`` frames in a row and are not in this one: a removal under the hand
-        shows only as this. (A track that flickers in and out is not reported each time.)"""
+        shows only as this. (A track that flickers in and out is not reported each time.) Each
+        carries the track's SKU posterior, like the tracker's own transitions."""
         now = set(tracks.track_id.tolist())
         steady = {tid for tid, n in self._matched_run.items() if n >= _STEADY_FRAMES}
         gone = (steady & self.fusion.booked_track_ids()) - now
         self._matched_run = {tid: self._matched_run.get(tid, 0) + 1 for tid in now}
-        return [VisionEvent("left", tid, t_ns, t_ns, (), in_place=True, floor_uv=self._floor.get(tid)) for tid in sorted(gone)]
+        if not gone:
+            return []
+        every = self.tracker.all_tracks()
+        rows = {int(t): i for i, t in enumerate(every.track_id)}
+        out = []
+        for tid in sorted(gone):
+            i = rows.get(tid)
+            cands = candidates_of(every.sku_ids[i], every.sku_prob[i], self.skus) if i is not None else ()
+            out.append(VisionEvent("left", tid, t_ns, t_ns, cands, in_place=True, floor_uv=self._floor.get(tid)))
+        return out
 
     def _look(self, obs: Observations, det: int) -> tuple[tuple[str, float], ...]:
         """Top-k SKUs of one detection: the softmax of its gallery similarities at the tracker's

@@ -75,3 +75,26 @@ def test_a_first_weak_look_is_not_reported():
 def test_bad_look_change_settings_are_named(key, value):
     with pytest.raises(ConfigError, match=f"fusion.{key}"):
         _pipe(**{key: value})
+
+
+def test_a_vanished_booked_track_leaves_with_what_it_looked_like():
+    # A booked product's track that was matched steadily and is not in this frame is an in-place
+    # leaving (a removal under the hand shows only as this); it carries the track's SKU posterior,
+    # as the tracker's own transitions do, so a removal between weigh-alikes can follow the look.
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from caper_edge.replay import _STEADY_FRAMES
+
+    pipe = _pipe()
+    pipe._matched_run = {7: _STEADY_FRAMES, 8: _STEADY_FRAMES, 9: 1}
+    pipe.fusion.booked_track_ids = lambda: {7, 9}
+    pipe.tracker = SimpleNamespace(all_tracks=lambda: SimpleNamespace(
+        track_id=np.array([7, 8, 9]), sku_ids=np.array([[1, 0, -1], [0, 1, -1], [2, 0, -1]]),
+        sku_prob=np.array([[0.7, 0.2, 0.0], [0.9, 0.1, 0.0], [0.6, 0.4, 0.0]])))
+    out = pipe._vanished(SimpleNamespace(track_id=np.array([], dtype=np.int64)), 123)
+    # 8 is not booked, 9 was not matched steadily: only 7 left
+    assert [(e.kind, e.track_id, e.in_place, e.t_ns) for e in out] == [("left", 7, True, 123)]
+    assert out[0].candidates == (("B", pytest.approx(0.7)), ("A", pytest.approx(0.2)))
+    assert pipe._vanished(SimpleNamespace(track_id=np.array([7])), 124) == []
