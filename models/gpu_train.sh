@@ -27,6 +27,9 @@
 set -u
 START=$(date +%s)
 cd "$(dirname "$0")/.."
+if [ "${DETECTOR:-1}" = 0 ] && [ "${EMBEDDER:-0}" != 1 ]; then
+  echo "gpu_train.sh: DETECTOR=0 and EMBEDDER=${EMBEDDER:-0}: nothing to train (set EMBEDDER=1)" >&2; exit 2
+fi
 OUT_DIR=$(mkdir -p "${1:-models/out/gpu}" && cd "${1:-models/out/gpu}" && pwd)
 PY=${PY:-python3}
 export PYTHONUNBUFFERED=1

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from caper_edge.sim.catalog import DISTRACTOR_PREFIX
+
 from .batches import cpu_state, start_batches
 from .data import augment_crop, crop_batch, load_crops
 from .embedder import CROP_SIZE, ArcMarginHead, EmbeddingNet
@@ -46,7 +48,7 @@ def train(args: argparse.Namespace) -> dict:
 
     # Distractor identities (RND-..., caper_edge.sim.catalog.distractors) can outnumber the store's
     # SKUs many times over: the store's SKUs keep --store-share of each batch's identities.
-    store = np.array([not s.startswith("RND-") for s in skus])
+    store = np.array([not s.startswith(DISTRACTOR_PREFIX) for s in skus])
     pick_p = None
     if store.any() and not store.all():
         pick_p = np.where(store, args.store_share / store.sum(), (1 - args.store_share) / (~store).sum())
@@ -94,7 +96,7 @@ def train(args: argparse.Namespace) -> dict:
     save_checkpoint(cpu_state(model), args.out / "embedder.pt")
     onnx_path = export_embedder(model, args.out / "embedder.onnx", CROP_SIZE)
     return write_report(args.out, "train_embedder", args.argv, onnx_path, loop, args.threads, data=str(args.data),
-                        seed=args.seed, crops=len(crops), train_skus=[s for s in skus if not s.startswith("RND-")],
+                        seed=args.seed, crops=len(crops), train_skus=[s for s, own in zip(skus, store) if own],
                         distractor_identities=int((~store).sum()), store_share=args.store_share if pick_p is not None else None,
                         holdout_skus=sorted(holdout),
                         device=str(device), workers=args.workers, batch=args.p * args.k)

@@ -1,6 +1,7 @@
 """The replay loop's look-change rule (caper_edge.replay.Pipeline._look_changed): when a track
 inside the basket starts to look like another product, that is an in-place entry of it (the
-tracker may hand a new product the track of one it covered or stood beside)."""
+tracker may hand a new product the track of one it covered or stood beside); and the in-place
+leaving of a booked track that vanished (Pipeline._vanished), which carries its look too."""
 from __future__ import annotations
 
 import pytest

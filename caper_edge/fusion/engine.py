@@ -544,10 +544,8 @@ class Fusion:
         brought a line of the basket in come first: their leaving names the product. The rest
         are taken for duplicates and consumed with the episode."""
         per_track: dict[int, _Vision] = {}
-        for v in ep.vision:
-            o = per_track.get(v.ev.track_id)
-            if o is None or (self._spurious(v), -v.ev.t_ns) < (self._spurious(o), -o.ev.t_ns):
-                per_track[v.ev.track_id] = v
+        for v in sorted(ep.vision, key=lambda v: (self._spurious(v), -v.ev.t_ns)):
+            per_track.setdefault(v.ev.track_id, v)
         removal = ep.sign < 0
         ranked = sorted(per_track.values(), key=lambda v: (
             self._spurious(v), not (removal and self._booked(v.ev.track_id)), v.ev.t_ns, v.ev.track_id))

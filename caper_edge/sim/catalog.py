@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Literal
 
-__all__ = ["CATALOG_VERSION", "Sku", "catalog", "catalog_json", "by_id", "distractors", "lookup"]
+__all__ = ["CATALOG_VERSION", "DISTRACTOR_PREFIX", "Sku", "catalog", "catalog_json", "by_id", "distractors", "lookup"]
 
 #: Bumped whenever products or their looks change (bags record it on /catalog).
 CATALOG_VERSION = 1
@@ -168,6 +168,9 @@ def by_id() -> dict[str, Sku]:
     return {s.sku: s for s in catalog()}
 
 
+#: Id prefix of the products from outside the store (:func:`distractors`); crops/<id>/ folders
+#: with it are distractor identities to the embedder's training.
+DISTRACTOR_PREFIX = "RND-"
 # Distractor products drawn in this process (distractors()), by id: the renderer finds them here.
 _DISTRACTORS: dict[str, Sku] = {}
 
@@ -213,7 +216,7 @@ def distractors(n: int, seed: int) -> tuple[Sku, ...]:
         weight = float(rng.uniform(80, 1600))
         colors = tuple(tuple(int(c) for c in rng.integers(15, 250, 3)) for _ in range(3))
         brand = "".join(rng.choice(_SYLLABLES, int(rng.integers(2, 4)))).capitalize()
-        sku = Sku(sku=f"RND-{seed}-{k:05d}", name=f"{brand} {seed}-{k}", shape=shape, size_mm=size,
+        sku = Sku(sku=f"{DISTRACTOR_PREFIX}{seed}-{k:05d}", name=f"{brand} {seed}-{k}", shape=shape, size_mm=size,
                   weight_g=round(weight), weight_std_g=round(max(1.0, weight * 0.008), 1), price=1.0,
                   material=str(rng.choice(_MATERIALS[shape])), design=1_000_000 + seed * 100_000 + k,
                   colors=colors, pattern=str(rng.choice(_PATTERN_NAMES)), variant=str(rng.choice(_VARIANTS)),
