@@ -182,9 +182,12 @@ class ModelsConfig:
     embedder: str
     gallery: str
     detector_classes: tuple[str, ...]
+    embed_turns: int
+    turn_cycle: bool
 
     def __post_init__(self) -> None:
         check(len(self.detector_classes) > 0, "models.detector_classes", self.detector_classes, "at least one class name")
+        check(self.embed_turns in (1, 2, 4), "models.embed_turns", self.embed_turns, "1, 2 or 4")
 
 
 @dataclass(frozen=True)

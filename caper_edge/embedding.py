@@ -17,12 +17,13 @@ import numpy as np
 from .engines.base import Engine
 from .errors import EngineError
 
-__all__ = ["CROP_MEAN", "CROP_STD", "MIN_CROP_PX", "Embedder", "crop_box", "letterbox_square", "preprocess_crops"]
+__all__ = ["CROP_MEAN", "CROP_STD", "MIN_CROP_PX", "TURNS", "Embedder", "crop_box", "letterbox_square", "preprocess_crops"]
 
 CROP_MEAN = 0.5   # in 0..1 units, all channels
 CROP_STD = 0.25
 PAD_VALUE = 114
 MIN_CROP_PX = 4   # boxes narrower or lower than this (after clipping) are not embedded
+TURNS = (1, 2, 4)  # the test-time quarter-turn views Embedder.embed averages
 
 
 def crop_box(image: np.ndarray, xyxy) -> np.ndarray | None:
@@ -90,8 +91,27 @@ class Embedder:
         self.dim = out.shape[1]
         self.fixed_batch = spec.shape[0]
 
-    def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+    def embed(self, crops: Sequence[np.ndarray], turns: int = 1) -> np.ndarray:
+        """(n, D) unit embeddings of ``crops``. ``turns`` (1, 2 or 4) averages the embeddings of
+        the crop turned by 0 and 180 degrees (2) or by every quarter turn (4), then re-normalises:
+        test-time augmentation for a top view, which has no up (the models are trained on all four
+        turns). It costs ``turns`` forward passes per crop; docs/gallery.md measures what it buys."""
+        if turns not in TURNS:
+            raise ValueError(f"turns must be one of {TURNS}, got {turns!r}")
         x = preprocess_crops(crops, self.size)
+        if turns > 1:
+            # The letterboxed square turned, not the crop re-letterboxed: the same pixels to within
+            # the centring's rounding, and one preprocessing pass.
+            step = 4 // turns
+            x = np.concatenate([x] + [np.ascontiguousarray(np.rot90(x, k * step, axes=(2, 3))) for k in range(1, turns)])
+        emb = self._forward(x)
+        if turns == 1:
+            return emb
+        emb = emb.reshape(turns, len(crops), -1).sum(0)
+        return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        """Raw (n, D) float32 outputs for a preprocessed (n, 3, S, S) batch."""
         if self.fixed_batch is None:
             rows = [self.engine.run(x)[self.engine.outputs[0].name]]
         else:
@@ -100,5 +120,5 @@ class Embedder:
             xp = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
             rows = [self.engine.run(np.ascontiguousarray(xp[i : i + b]))[self.engine.outputs[0].name].copy() for i in range(0, len(xp), b)]
         emb = np.concatenate(rows)[: len(x)].astype(np.float32)
-        norms = np.linalg.norm(emb, axis=1, keepdims=True)
-        return emb / np.maximum(norms, 1e-12)
+        # unit rows before any averaging: each turn counts the same however the model scales it
+        return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)

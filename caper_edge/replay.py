@@ -122,7 +122,11 @@ class ModelVision:
                 crops.append(crop)
                 rows.append(i)
         if crops:
-            e = self.embedder.embed(crops)
+            m = self.cfg.models
+            if m.turn_cycle and frame.index % 4:
+                # the frame's index, not a call count: the same turn whichever vision worker runs it
+                crops = [np.ascontiguousarray(np.rot90(c, frame.index % 4)) for c in crops]
+            e = self.embedder.embed(crops, turns=m.embed_turns)
             emb = np.zeros((n, e.shape[1]), np.float32)
             emb[rows] = e
             sims = np.zeros((n, len(self.skus)), np.float32)

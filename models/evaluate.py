@@ -119,11 +119,12 @@ def farthest_views(embeddings: np.ndarray, k: int) -> np.ndarray:
     return np.array(chosen)
 
 
-def embed_all(embedder: Embedder, crops: Sequence[np.ndarray], chunk: int = 256) -> np.ndarray:
-    """(n, D) embeddings of any number of crops, ``chunk`` at a time (bounded input memory)."""
+def embed_all(embedder: Embedder, crops: Sequence[np.ndarray], chunk: int = 256, turns: int = 1) -> np.ndarray:
+    """(n, D) embeddings of any number of crops, ``chunk`` at a time (bounded input memory);
+    ``turns`` as in :meth:`Embedder.embed`."""
     if not len(crops):
         return np.zeros((0, embedder.dim), np.float32)
-    return np.concatenate([embedder.embed(crops[a:a + chunk]) for a in range(0, len(crops), chunk)])
+    return np.concatenate([embedder.embed(crops[a:a + chunk], turns=turns) for a in range(0, len(crops), chunk)])
 
 
 def add_views(gallery: Gallery, embeddings: np.ndarray, labels: Sequence[str], per_sku: int) -> int:
@@ -164,11 +165,15 @@ def view_options(extra_views: Path | None, extra_per_sku: int, runtime_val: Path
 def evaluate_gallery(model: Path, enroll: Path, val: Path, unknown_skus: Sequence[str], per_sku: int = 8,
                      threads: int = 1, save_gallery: Path | None = None, data=None, *,
                      extra_views: tuple[Sequence[np.ndarray], Sequence[str]] | None = None, extra_per_sku: int = 0,
-                     runtime_queries: tuple[Sequence[np.ndarray], Sequence[str]] | None = None) -> dict:
+                     runtime_queries: tuple[Sequence[np.ndarray], Sequence[str]] | None = None,
+                     query_turns: int = 1) -> dict:
     """Gallery metrics of one embedder (see the module docstring). ``extra_views`` (crops,
     labels) adds up to ``extra_per_sku`` views per SKU to the enrolled gallery (:func:`add_views`);
     ``runtime_queries`` (crops, labels), e.g. detector crops of held-out sessions, are scored on
-    the same gallery and reported under ``"runtime"``."""
+    the same gallery and reported under ``"runtime"``. The main figures embed each query once,
+    as the cart does per frame; ``query_turns`` 2 or 4 also scores queries embedded as the mean of
+    their turned views (:meth:`Embedder.embed`), under ``"turns"`` (the gallery is enrolled from
+    single views either way, and the open-set threshold is calibrated on single views)."""
     engine = _engine(model, threads)
     embedder = Embedder(engine)
     model_sha = sha256_file(model)
@@ -181,9 +186,10 @@ def evaluate_gallery(model: Path, enroll: Path, val: Path, unknown_skus: Sequenc
     enrolled = set(s.sku for s in gallery.skus)
     twins = _lookalike_groups(enroll, val)
 
-    def queries(crops: Sequence[np.ndarray], labels: Sequence[str]) -> tuple[np.ndarray, list[str], list[list[str]]]:
+    def queries(crops: Sequence[np.ndarray], labels: Sequence[str],
+                turns: int = 1) -> tuple[np.ndarray, list[str], list[list[str]]]:
         keep = [i for i, label in enumerate(labels) if label in enrolled]
-        emb = embed_all(embedder, [crops[i] for i in keep])
+        emb = embed_all(embedder, [crops[i] for i in keep], turns=turns)
         return emb, [labels[i] for i in keep], (gallery.search(emb, k=3).skus if keep else [])
 
     q_emb, truth, ranked = queries(q_crops, list(q_labels))
@@ -200,6 +206,12 @@ def evaluate_gallery(model: Path, enroll: Path, val: Path, unknown_skus: Sequenc
     if runtime_queries is not None:
         _, r_truth, r_ranked = queries(*runtime_queries)
         result["runtime"] = _ranked_metrics(r_ranked, r_truth, twins)
+    if query_turns > 1:
+        _, t_truth, t_ranked = queries(q_crops, list(q_labels), query_turns)
+        result["turns"] = {"turns": query_turns, **_ranked_metrics(t_ranked, t_truth, twins)}
+        if runtime_queries is not None:
+            _, r_truth, r_ranked = queries(*runtime_queries, turns=query_turns)
+            result["turns"]["runtime"] = _ranked_metrics(r_ranked, r_truth, twins)
     if unknown:
         result["open_set"] = _open_set(embedder, e_crops, e_labels, q_emb, truth, unknown, per_sku, model_sha, gallery,
                                        extra if added else None)
@@ -254,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--extra-views", type=Path, help="crops folder (e.g. models/bag_crops.py output) to enroll more views from")
     g.add_argument("--extra-per-sku", type=int, default=40, help="views per SKU taken from --extra-views")
     g.add_argument("--runtime-val", type=Path, help="held-out detector crops (models/bag_crops.py) scored as well")
+    g.add_argument("--query-turns", type=int, choices=(1, 2, 4), default=4,
+                   help="also score queries embedded as the mean of this many quarter-turned views (1: off)")
     for p in (d, g):
         p.add_argument("--threads", type=int, default=1)
         p.add_argument("--json", type=Path)
@@ -263,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         result = evaluate_gallery(args.model, args.enroll, args.val, [s for s in args.unknown_skus.split(",") if s],
                                   args.per_sku, args.threads, args.save_gallery,
-                                  **view_options(args.extra_views, args.extra_per_sku, args.runtime_val))
+                                  **view_options(args.extra_views, args.extra_per_sku, args.runtime_val),
+                                  query_turns=args.query_turns)
     text = json.dumps(result, indent=1)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--extra-per-sku", type=int, default=40, help="gallery views per SKU taken from --extra-views")
     ap.add_argument("--runtime-val", type=Path,
                     help="detector crops of held-out sessions (models/bag_crops.py), reported as gallery 'runtime' metrics")
+    ap.add_argument("--query-turns", type=int, choices=(1, 2, 4), default=4,
+                    help="also report gallery metrics with queries embedded as the mean of this many quarter turns")
     ap.add_argument("--no-incumbent", action="store_true",
                     help="package the candidates even if the models already in --assets measure better")
     args = ap.parse_args(argv)
@@ -133,12 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     views = ev.view_options(args.extra_views, args.extra_per_sku, args.runtime_val)
     gallery_path = args.work / "gallery.npz"
     gal = ev.evaluate_gallery(args.embedder, args.train, args.val, unknown, args.per_sku, args.threads,
-                              save_gallery=gallery_path, data=crop_data, **views)
+                              save_gallery=gallery_path, data=crop_data, **views, query_turns=args.query_turns)
     inc_gal = None
     if incumbents.get("embedder") is not None:
         inc_gallery_path = args.work / "incumbent_gallery.npz"
         inc_gal = ev.evaluate_gallery(incumbents["embedder"], args.train, args.val, unknown, args.per_sku, args.threads,
-                                      save_gallery=inc_gallery_path, data=crop_data, **views)
+                                      save_gallery=inc_gallery_path, data=crop_data, **views,
+                                      query_turns=args.query_turns)
     take, why = measures_better(gal, inc_gal, *RELEASE_METRICS["embedder"])
     keys = ("top1", "top3", "top1_no_lookalike", "top1_lookalike") + (("runtime",) if args.runtime_val else ())
     release["embedder"] = {"candidate": str(args.embedder), "replaced": take, "reason": why,

@@ -222,6 +222,31 @@ def test_committed_embedder_and_gallery_agree(tmp_path):
     assert topk_accuracy(top3, truth, 3) >= 0.8
 
 
+def test_embedding_with_turns_averages_the_turned_crops(tmp_path):
+    from models.data import load_crops
+
+    embedder = Embedder(open_engine(config.load(), model="embedder", backend="onnxruntime"))
+    crops, _ = load_crops(_sim_frames(tmp_path, 2, seed=727272))
+    crops = crops[:6]
+    views = [embedder.embed([np.ascontiguousarray(np.rot90(c, k)) for c in crops]) for k in range(4)]
+
+    def mean(*rows):
+        m = np.sum(rows, axis=0)
+        return m / np.linalg.norm(m, axis=1, keepdims=True)
+
+    np.testing.assert_array_equal(embedder.embed(crops, turns=1), views[0])
+    for turns, ref in ((4, mean(*views)), (2, mean(views[0], views[2]))):
+        got = embedder.embed(crops, turns=turns)
+        np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+        # the letterboxed square is turned rather than the crop: equal up to the centring's rounding
+        assert np.min(np.sum(got * ref, axis=1)) > 0.98, turns
+    # four turns make the embedding (nearly) independent of how the product lies
+    turned = embedder.embed([np.ascontiguousarray(np.rot90(c)) for c in crops], turns=4)
+    assert np.min(np.sum(turned * embedder.embed(crops, turns=4), axis=1)) > 0.98
+    with pytest.raises(ValueError, match="turns must be one of .* got 3"):
+        embedder.embed(crops, turns=3)
+
+
 def test_wrong_shape_into_committed_detector_is_named():
     engine = OnnxRuntimeEngine(packaged_model("detector"))
     with pytest.raises(Exception, match=r"input 'images' must be \(1, 3, 320, 320\) float32, got \(1, 3, 640, 640\) float32"):
@@ -512,8 +537,9 @@ def test_extra_views_and_runtime_queries(tmp_path, rng, crop_sets):
     extra = (q_crops[::2] + e_crops[:2], q_labels[::2] + ["NEW"] * 2)   # "NEW" is not enrolled: ignored
     runtime = (q_crops[1::2], q_labels[1::2])
     r = evaluate_gallery(model, Path("-"), Path("-"), [], per_sku=2, data=crop_sets, extra_views=extra,
-                         extra_per_sku=3, runtime_queries=runtime, save_gallery=tmp_path / "g.npz")
+                         extra_per_sku=3, runtime_queries=runtime, save_gallery=tmp_path / "g.npz", query_turns=4)
     assert r["extra_views"] == {"per_sku": 3, "added": 6 * 3}
+    assert "turns" not in evaluate_gallery(model, Path("-"), Path("-"), [], per_sku=2, data=crop_sets)
     from caper_edge.gallery import Gallery
 
     g = Gallery.load(tmp_path / "g.npz")
@@ -524,6 +550,11 @@ def test_extra_views_and_runtime_queries(tmp_path, rng, crop_sets):
     nearest = [own[int(np.argmax(g._embeddings @ v))] for v in q]
     assert r["runtime"]["queries"] == len(runtime[1])
     assert r["runtime"]["top1"] == pytest.approx(np.mean([a == b for a, b in zip(nearest, runtime[1])]))
+    # the same brute force with queries embedded from their four turns
+    q4 = emb.embed(runtime[0], turns=4)
+    nearest4 = [own[int(np.argmax(g._embeddings @ v))] for v in q4]
+    assert r["turns"]["turns"] == 4 and r["turns"]["runtime"]["queries"] == len(runtime[1])
+    assert r["turns"]["runtime"]["top1"] == pytest.approx(np.mean([a == b for a, b in zip(nearest4, runtime[1])]))
 
 
 def test_gpu_training_script_parses():

@@ -138,3 +138,34 @@ def test_model_vision_plumbing(tmp_path):
     assert obs.sku_similarity[item].argmax() == 0                      # RED
     assert obs.sku_similarity[item, 0] == pytest.approx(1.0, abs=1e-3)  # the crop is all red
     assert not obs.sku_similarity[order[1]].any() and not obs.embedding[order[1]].any()  # hands: no look
+
+
+@pytest.mark.parametrize("turns, cycle", [(1, False), (4, False), (1, True), (2, True)])
+def test_model_vision_turns_crops_as_configured(tmp_path, turns, cycle):
+    from caper_edge.engines import open_engine
+
+    raw = np.zeros((1, 6, 1), np.float32)
+    raw[0, :, 0] = [160, 160, 40, 60, 0.9, 0.05]        # one item, (280..360, 180..300) in the frame
+    _detector_onnx(tmp_path / "det.onnx", raw)
+    _embedder_onnx(tmp_path / "emb.onnx", np.eye(3, 4, dtype=np.float32))
+    env = {"CAPER_EDGE__MODELS__EMBED_TURNS": str(turns), "CAPER_EDGE__MODELS__TURN_CYCLE": str(cycle).lower()}
+    cfg = load(environ=env)
+    gallery = Gallery.from_arrays([SkuInfo("A")], np.eye(1, 4, dtype=np.float32), np.array([0]))
+    vision = ModelVision(cfg, open_engine(tmp_path / "det.onnx", backend="onnxruntime"),
+                         open_engine(tmp_path / "emb.onnx", backend="onnxruntime"), gallery)
+    seen = []
+
+    class Recorder:  # what the embedder is handed
+        def embed(self, crops, turns=1):
+            seen.append(([c.copy() for c in crops], turns))
+            return np.tile(np.eye(1, 4, dtype=np.float32), (len(crops), 1))
+
+    vision.embedder = Recorder()
+    image = np.random.default_rng(3).integers(0, 255, (480, 640, 3), np.uint8)
+    for index in range(5):
+        vision(Frame(index * 1000, index, image))
+    upright = image[180:300, 280:360]
+    for index, (crops, got_turns) in enumerate(seen):
+        assert got_turns == turns
+        expect = np.rot90(upright, index % 4) if cycle else upright   # frame k: k quarter turns
+        np.testing.assert_array_equal(crops[0], expect)
