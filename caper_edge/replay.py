@@ -482,6 +482,7 @@ class Pipeline:
             u = min(max((x_mm + half[0]) / (2 * half[0]), 0.0), 1.0)
             v = min(max((half[1] - y_mm) / (2 * half[1]), 0.0), 1.0)
             self._floor[tid] = (u, v)
+            self.fusion.note_floor(tid, frame.t_ns, (u, v))   # kept for booked tracks only
 
     def _update_travel(self, tracks: Any) -> None:
         for tid, box in zip(tracks.track_id.tolist(), tracks.xyxy.tolist()):

@@ -610,3 +610,28 @@ def test_centre_of_pressure_names_the_track_that_brought_the_weight():
     change = WeightChange("settled", ns(1.2), ns(1.8), ns(2.0), 690.4, 0.5, cop=(0.22, 0.31))
     events = run(fusion, near, far, change)
     assert summary(events) == [("item_added", "JAM", 1)] and events[0].track_id == 5
+
+
+def test_removal_is_placed_where_the_leaving_track_was_lifted_from():
+    # Rice (512 g) rested at (0.85, 0.6), sugar (510 g) at (0.4, 0.75); 511.5 g leaves and the
+    # scale's centre of pressure is where the rice was. The rice's track goes unseen there, then
+    # is seen again as the hand carries it over the rim at (0.05, 0.4); a hand over the sugar
+    # makes its track go unseen too. Where each lay when the weight began to fall decides.
+    basket = Basket()
+    basket.add("RICE", 1, track_id=3)
+    basket.add("SUGAR", 1, track_id=4)
+    fusion = Fusion(CATALOG, default_fusion_config(cop_std=0.08), basket=basket)
+    for t in (3.0, 4.0, 4.5):        # what the replay loop notes frame by frame
+        fusion.note_floor(3, ns(t), (0.85, 0.6))
+        fusion.note_floor(4, ns(t), (0.4, 0.75))
+    fusion.note_floor(3, ns(4.9), (0.3, 0.5))    # lifted and carried off
+    fusion.note_floor(3, ns(5.2), (0.05, 0.4))
+    fusion.note_floor(9, ns(4.0), (0.86, 0.61))  # not a booked track: ignored
+    assert fusion._floor_at(9, ns(4.0)) is None and fusion._floor_at(3, ns(4.95)) == (0.3, 0.5)
+    lifted = VisionEvent("left", 3, ns(4.5), ns(4.5), (("RICE", 0.95),), in_place=True, floor_uv=(0.85, 0.6))
+    covered = VisionEvent("left", 4, ns(4.8), ns(4.8), (("SUGAR", 0.9),), in_place=True, floor_uv=(0.4, 0.75))
+    carried = VisionEvent("left", 3, ns(5.2), ns(5.2), (("RICE", 0.95),), in_place=True, floor_uv=(0.05, 0.4))
+    change = WeightChange("settled", ns(4.6), ns(5.2), ns(5.4), -511.5, 0.5, cop=(0.86, 0.61))
+    events = run(fusion, lifted, covered, carried, change)
+    assert summary(events) == [("item_removed", "RICE", 1)] and events[0].track_id == 3
+    assert fusion.basket.counts() == {"SUGAR": 1}

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +48,7 @@ __all__ = ["Fusion", "MODES", "default_fusion_config"]
 MODES = ("fusion", "vision_only", "weight_only")
 _NS = 1_000_000_000
 _MAX_TRACKS = 3  # tracks explained jointly in one episode; more are treated as duplicates
+_FLOOR_HISTORY = 64  # position changes kept per booked track (a few seconds of a moving one)
 
 
 def default_fusion_config(**overrides: Any) -> FusionConfig:
@@ -120,6 +121,9 @@ class Fusion:
         # flicker (a hand's shadow in the depth, an occlusion) must not read as new items.
         self._basket_version = 0
         self._track_floor: dict[int, tuple[float, float]] = {}  # latest floor position of pending tracks
+        # Recent floor positions of booked tracks, (t_ns, (u, v)) kept when they change: where a
+        # product lay when the weight began to fall is what a removal's centre of pressure measured.
+        self._floor_history: dict[int, deque[tuple[int, tuple[float, float]]]] = {}
         self._tracks_in: set[int] = {u.track_id for line in self.basket for u in line.units if u.track_id is not None}
         self._entering: frozenset[int] = frozenset()  # item tracks crossing into the basket, not yet decided
         # Recent committed adds and removals for the exchange alarm, and
@@ -302,6 +306,27 @@ class Fusion:
         """Tracks whose items are in the basket (the replay loop watches them vanish)."""
         return set(self._tracks_in)
 
+    def note_floor(self, track_id: int, t_ns: int, floor_uv: tuple[float, float]) -> None:
+        """The floor position of a booked track seen at ``t_ns`` (the replay loop passes every
+        booked track matched in a frame); others are ignored."""
+        if track_id not in self._tracks_in:
+            return
+        pos = (round(floor_uv[0], 2), round(floor_uv[1], 2))
+        hist = self._floor_history.get(track_id)
+        if hist is None:
+            hist = self._floor_history[track_id] = deque(maxlen=_FLOOR_HISTORY)
+        if not hist or hist[-1][1] != pos:
+            hist.append((t_ns, pos))
+
+    def _floor_at(self, track_id: int, t_ns: int) -> tuple[float, float] | None:
+        """Where a booked track was at ``t_ns``: its last noted position at or before it (the
+        oldest one kept if all are later); None if none was noted."""
+        hist = self._floor_history.get(track_id)
+        if not hist:
+            return None
+        before = [pos for t, pos in hist if t <= t_ns]
+        return before[-1] if before else hist[0][1]
+
     def pending_track_ids(self) -> set[int]:
         ids = {v.ev.track_id for v in self._pool}
         for ep in self._episodes:
@@ -330,6 +355,7 @@ class Fusion:
         """Forget everything pending and empty the basket; returns the units cleared."""
         self._pool.clear()
         self._episodes.clear()
+        self._floor_history.clear()
         return self.basket.clear()
 
     # =========================================================================================
@@ -359,6 +385,8 @@ class Fusion:
         if len(self._track_floor) > 256:
             pending = self.pending_track_ids()
             self._track_floor = {k: v for k, v in self._track_floor.items() if k in pending}
+        if len(self._floor_history) > 2 * max(len(self._tracks_in), 64):
+            self._floor_history = {k: v for k, v in self._floor_history.items() if k in self._tracks_in}
         return out
 
     def _claim(self, ep: _Episode) -> None:
@@ -507,7 +535,7 @@ class Fusion:
             pool = self._add_pool(tracks)
             available = None
         else:
-            levels = [self._remove_options(v) for v in tracks]
+            levels = [self._remove_options(v, w.t_start_ns) for v in tracks]
             pool = self._basket_pool()
             available = dict(self.basket.counts())
         extra = self._extra_log_prior(len(tracks))
@@ -592,7 +620,14 @@ class Fusion:
                 opts.append(Option(sku, n, lp, n * p.weight_g, n * p.weight_std_g ** 2, self._floor_of(v)))
         return opts
 
-    def _floor_of(self, v: _Vision) -> tuple[float, float] | None:
+    def _floor_of(self, v: _Vision, t_ns: int | None = None) -> tuple[float, float] | None:
+        """Where the track's product lies, for the centre of pressure: an entry's latest floor
+        position (where it came to rest); a departure's position at ``t_ns``, the start of the
+        weight change (where it lay before the lift, not where the hand carried it since)."""
+        if v.ev.kind == LEFT and t_ns is not None:
+            at = self._floor_at(v.ev.track_id, t_ns)
+            if at is not None:
+                return at
         return self._track_floor.get(v.ev.track_id, v.ev.floor_uv)
 
     def _weight_fits(self, target_g: float) -> list[str]:
@@ -646,7 +681,7 @@ class Fusion:
         phi = self.config.vision_floor
         return {s: (1 - phi) * (raw[s] / total if total > 0 else share[s]) + phi * share[s] for s in share}
 
-    def _remove_options(self, v: _Vision) -> list[Option]:
+    def _remove_options(self, v: _Vision, t_start_ns: int | None = None) -> list[Option]:
         ps = self._spurious(v)
         opts = [Option(None, 0, math.log(ps), 0.0, 0.0)]
         for sku, p_s in self._removal_dist(v).items():
@@ -655,7 +690,7 @@ class Fusion:
                 continue
             for n in range(1, min(self.config.max_qty_per_track, self.basket.qty(sku)) + 1):
                 lp = math.log(1 - ps) + math.log(p_s) + self._count_log_prior(n)
-                opts.append(Option(sku, n, lp, n * p.weight_g, n * p.weight_std_g ** 2, self._floor_of(v)))
+                opts.append(Option(sku, n, lp, n * p.weight_g, n * p.weight_std_g ** 2, self._floor_of(v, t_start_ns)))
         return opts
 
     # -- commits -------------------------------------------------------------------------------
