@@ -3,6 +3,10 @@
 Each case runs the INT8 model (ours) and the fp32 model it was quantized from (the peer, same
 run, same input) through ONNX Runtime with one intra-op and one inter-op thread; the ratio is the
 INT8 speed-up. When no INT8 model passed the accuracy gate, the fp32 model is timed alone.
+
+One more case prices the embedder's quarter-turn views (docs/gallery.md): 8 product crops
+embedded as the cart does by default (``turn_cycle``: the frame's turn, one pass each) against
+four-turn queries (``embed_turns = 4``: four passes each), fp32, same crops.
 """
 
 from __future__ import annotations
@@ -47,4 +51,17 @@ def cases(quick: bool) -> list[Case]:  # noqa: ARG001 - same cases either way
             out.append(Case(suite="models", name=f"{name} {shape_txt} fp32", ours=lambda r=ref, f=feeds: r.run(f),
                             items=next(iter(shapes.values()))[0], item_unit="images",
                             notes="1 thread; no INT8 model passed the accuracy gate", extra=extra))
+    if (ASSETS / "embedder.onnx").exists():
+        from caper_edge.embedding import Embedder
+
+        emb = Embedder(_engine(ASSETS / "embedder.onnx"))
+        crops = [rng.integers(0, 255, (48 + 4 * i, 64 - 2 * i, 3), np.uint8) for i in range(8)]
+
+        def cycle(c=crops):
+            return emb.embed([np.ascontiguousarray(np.rot90(x)) for x in c])
+
+        out.append(Case(suite="models", name="embedder 8 crops, turn cycle (1 pass)", ours=cycle,
+                        peer=lambda c=crops: emb.embed(c, turns=4), peer_name="embed_turns = 4 (4 passes)",
+                        items=len(crops), item_unit="crops", notes="fp32, 1 thread, crops letterboxed to 64x64",
+                        extra={"onnxruntime": ort.__version__}))
     return out
