@@ -52,15 +52,12 @@ def cases(quick: bool) -> list[Case]:  # noqa: ARG001 - same cases either way
                             items=next(iter(shapes.values()))[0], item_unit="images",
                             notes="1 thread; no INT8 model passed the accuracy gate", extra=extra))
     if (ASSETS / "embedder.onnx").exists():
-        from caper_edge.embedding import Embedder
+        from caper_edge.embedding import Embedder, turn_crops
 
         emb = Embedder(_engine(ASSETS / "embedder.onnx"))
         crops = [rng.integers(0, 255, (48 + 4 * i, 64 - 2 * i, 3), np.uint8) for i in range(8)]
-
-        def cycle(c=crops):
-            return emb.embed([np.ascontiguousarray(np.rot90(x)) for x in c])
-
-        out.append(Case(suite="models", name="embedder 8 crops, turn cycle (1 pass)", ours=cycle,
+        out.append(Case(suite="models", name="embedder 8 crops, turn cycle (1 pass)",
+                        ours=lambda c=crops: emb.embed(turn_crops(c, 1)),
                         peer=lambda c=crops: emb.embed(c, turns=4), peer_name="embed_turns = 4 (4 passes)",
                         items=len(crops), item_unit="crops", notes="fp32, 1 thread, crops letterboxed to 64x64",
                         extra={"onnxruntime": ort.__version__}))

@@ -17,7 +17,8 @@ import numpy as np
 from .engines.base import Engine
 from .errors import EngineError
 
-__all__ = ["CROP_MEAN", "CROP_STD", "MIN_CROP_PX", "TURNS", "Embedder", "crop_box", "letterbox_square", "preprocess_crops"]
+__all__ = ["CROP_MEAN", "CROP_STD", "MIN_CROP_PX", "TURNS", "Embedder", "crop_box", "letterbox_square", "preprocess_crops",
+           "turn_crops"]
 
 CROP_MEAN = 0.5   # in 0..1 units, all channels
 CROP_STD = 0.25
@@ -35,6 +36,13 @@ def crop_box(image: np.ndarray, xyxy) -> np.ndarray | None:
     if x2 - x1 < MIN_CROP_PX or y2 - y1 < MIN_CROP_PX:
         return None
     return image[y1:y2, x1:x2]
+
+
+def turn_crops(crops: Sequence[np.ndarray], quarter_turns: int) -> list[np.ndarray]:
+    """``crops`` turned by ``quarter_turns`` x 90 degrees (contiguous copies; the same list when
+    0 mod 4): the view ``[models] turn_cycle`` gives frame k, quarter_turns = k."""
+    k = quarter_turns % 4
+    return list(crops) if k == 0 else [np.ascontiguousarray(np.rot90(c, k)) for c in crops]
 
 
 def letterbox_square(image: np.ndarray, size: int) -> np.ndarray:

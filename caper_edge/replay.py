@@ -98,7 +98,7 @@ class ModelVision:
 
     def __call__(self, frame: Frame) -> Observations:
         from .detect import decode
-        from .embedding import crop_box
+        from .embedding import crop_box, turn_crops
         from .preprocess import letterbox, unletterbox
 
         p, d = self.cfg.preprocess, self.cfg.detect
@@ -123,9 +123,9 @@ class ModelVision:
                 rows.append(i)
         if crops:
             m = self.cfg.models
-            if m.turn_cycle and frame.index % 4:
+            if m.turn_cycle:
                 # the frame's index, not a call count: the same turn whichever vision worker runs it
-                crops = [np.ascontiguousarray(np.rot90(c, frame.index % 4)) for c in crops]
+                crops = turn_crops(crops, frame.index)
             e = self.embedder.embed(crops, turns=m.embed_turns)
             emb = np.zeros((n, e.shape[1]), np.float32)
             emb[rows] = e

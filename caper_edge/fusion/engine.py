@@ -324,8 +324,7 @@ class Fusion:
         hist = self._floor_history.get(track_id)
         if not hist:
             return None
-        before = [pos for t, pos in hist if t <= t_ns]
-        return before[-1] if before else hist[0][1]
+        return next((pos for t, pos in reversed(hist) if t <= t_ns), hist[0][1])
 
     def pending_track_ids(self) -> set[int]:
         ids = {v.ev.track_id for v in self._pool}
@@ -681,7 +680,7 @@ class Fusion:
         phi = self.config.vision_floor
         return {s: (1 - phi) * (raw[s] / total if total > 0 else share[s]) + phi * share[s] for s in share}
 
-    def _remove_options(self, v: _Vision, t_start_ns: int | None = None) -> list[Option]:
+    def _remove_options(self, v: _Vision, t_start_ns: int) -> list[Option]:
         ps = self._spurious(v)
         opts = [Option(None, 0, math.log(ps), 0.0, 0.0)]
         for sku, p_s in self._removal_dist(v).items():
