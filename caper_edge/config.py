@@ -498,11 +498,13 @@ class FusionConfig:
     max_qty_per_track: int
     multi_unit_prior: float
     extra_unit_prior: float
+    extra_runner_up_share: float
     spurious_track_prior: float
     in_place_max_travel: float
     in_place_spurious_prior: float
     reentry_spurious_prior: float
     reentry_labels: int
+    resighted_tracks_booked: bool
     """Labels a re-entry (an in-place track that looks like a product already in the basket) may
     take: its this many most probable SKUs. More lets a weak candidate of a re-sighting explain
     an unseen weight change (a hidden item booked instead of an alarm)."""
@@ -510,6 +512,7 @@ class FusionConfig:
     look_change_min_prob: float
     look_change_max_old: float
     look_change_weak_frames: int
+    look_change_groups: bool
     entering_hold_s: float
     vision_floor: float
     vision_temperature: float
@@ -535,6 +538,8 @@ class FusionConfig:
         for key in ("multi_unit_prior", "extra_unit_prior", "spurious_track_prior", "in_place_spurious_prior", "reentry_spurious_prior",
                     "outlier_prior"):
             check(0.0 < getattr(self, key) < 1.0, f"fusion.{key}", getattr(self, key), "a probability in (0, 1)")
+        check(0.0 <= self.extra_runner_up_share < 1.0, "fusion.extra_runner_up_share", self.extra_runner_up_share,
+              "a fraction in [0, 1)")
         check(0.0 <= self.vision_floor < 1.0, "fusion.vision_floor", self.vision_floor, "a fraction in [0, 1)")
         check(0.0 <= self.vision_miss_rate < 1.0, "fusion.vision_miss_rate", self.vision_miss_rate, "a probability in [0, 1)")
         check(self.z_prune >= 2.0, "fusion.z_prune", self.z_prune, "standard deviations >= 2")

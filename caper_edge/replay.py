@@ -401,7 +401,9 @@ class Pipeline:
     def _look_changed(self, tid: int, look: tuple[tuple[str, float], ...]) -> bool:
         """True once when a track's current look has shown another SKU than its reported one for
         long enough; the new look is then the reported one. Either ``_LOOK_CHANGE_FRAMES``
-        frames in a row whose top-1 is another SKU with probability >= ``look_change_min_prob``,
+        frames in a row whose top-1 is another SKU with probability >= ``look_change_min_prob``
+        (with ``look_change_groups``, or whose top-1's look-alike group, not the reported SKU's,
+        has that probability together: look-alikes split a look among themselves),
         or ``look_change_weak_frames`` frames in a row with the same other top-1 in which the
         reported SKU has fallen below ``look_change_max_old`` (a new product under an old track
         often looks like no SKU strongly, but steadily not like the old one)."""
@@ -409,13 +411,16 @@ class Pipeline:
             return False
         fc = self.cfg.fusion
         top, p_top = look[0]
-        if tid not in self._looks and p_top < fc.look_change_min_prob:
+        p_look = self._look_mass(look, top) if fc.look_change_groups else p_top
+        if tid not in self._looks and p_look < fc.look_change_min_prob:
             return False  # a track's first reported look is a confident one
         reported, streak, weak_top, weak_run = self._looks.get(tid, (top, 0, "", 0))
         if top == reported:
             self._looks[tid] = (reported, 0, "", 0)
             return False
-        if p_top >= fc.look_change_min_prob:
+        if p_top >= fc.look_change_min_prob or (
+                fc.look_change_groups and p_look >= fc.look_change_min_prob
+                and top not in self.catalog.lookalikes(reported)):
             streak += 1
         p_old = next((p for s, p in look if s == reported), 0.0)
         if p_old < fc.look_change_max_old:
@@ -448,6 +453,12 @@ class Pipeline:
             cands = candidates_of(every.sku_ids[i], every.sku_prob[i], self.skus) if i is not None else ()
             out.append(VisionEvent("left", tid, t_ns, t_ns, cands, in_place=True, floor_uv=self._floor.get(tid)))
         return out
+
+    def _look_mass(self, look: tuple[tuple[str, float], ...], sku: str) -> float:
+        """The probability a look gives ``sku`` and its look-alikes together: a product of a
+        look-alike group looks like the group, split among its members."""
+        group = {sku, *self.catalog.lookalikes(sku)}
+        return sum(p for s, p in look if s in group)
 
     def _look(self, obs: Observations, det: int) -> tuple[tuple[str, float], ...]:
         """Top-k SKUs of one detection: the softmax of its gallery similarities at the tracker's

@@ -126,6 +126,18 @@ def test_two_different_items_one_track_seen(fusion):
     assert fusion.basket.counts() == {"JAM": 1, "TUNA": 1}
 
 
+@pytest.mark.parametrize("share, second", [(0.0, "PEAS"), (0.2, "BEANS")])
+def test_a_product_carried_in_under_anothers_box_is_that_boxs_runner_up(share, second):
+    # Beans and chocolate carried in under one box: one track, looking like the chocolate, the
+    # beans only its runner-up at a posterior of next to nothing. 507 g fits chocolate + peas
+    # (504 g) a little better than chocolate + beans (512 g); the runner-up's share of the
+    # extra unit's prior names the beans.
+    cat = Catalog(list(CATALOG) + [Product("PEAS", "Peas", 400, 2, 0.89), Product("BEANS", "Beans", 408, 2, 0.89)])
+    f = Fusion(cat, default_fusion_config(extra_runner_up_share=share))
+    events = run(f, seen(1, 1.0, ("CHOC", 1 - 2e-6), ("BEANS", 1e-6), ("OIL", 1e-6)), weighed(1.2, 507.0))
+    assert sorted(summary(events)) == sorted([("item_added", "CHOC", 1), ("item_added", second, 1)])
+
+
 @pytest.mark.parametrize("hold_s", [0.0, 0.5])
 def test_a_confident_add_waits_for_a_track_still_crossing_in(hold_s):
     # Rice (512 g) and tuna (185 g) put down together: 697 g, which jam (690 +- 6 g) also fits, and
@@ -570,6 +582,34 @@ def test_vanished_booked_track_names_the_removed_line(fusion):
     events = run(fusion, vanished, weighed(4.6, -510.4))
     assert summary(events) == [("item_removed", "SUGAR", 1)]
     assert fusion.basket.counts() == {"RICE": 1}
+
+
+@pytest.mark.parametrize("booked", [False, True])
+def test_a_resighted_basket_product_joins_the_booked_tracks(booked):
+    # The rice came in on track 3; the tracker lost it under a hand and found it again as
+    # track 9, in place, looking like rice, with no weight change. Booked, track 9 is watched:
+    # when it vanishes under the hand as the weight falls by a rice or a sugar, it names the rice.
+    basket = Basket()
+    basket.add("RICE", 1, track_id=3)
+    basket.add("SUGAR", 1, track_id=4)
+    f = Fusion(CATALOG, default_fusion_config(resighted_tracks_booked=booked), basket=basket)
+    again = VisionEvent("entered", 9, ns(1.0), ns(1.0), (("RICE", 0.8), ("SUGAR", 0.1)), in_place=True)
+    assert run(f, again, until=10.0) == []
+    assert (9 in f.booked_track_ids()) is booked
+    if booked:  # what the replay loop sends when a booked track vanishes
+        vanished = VisionEvent("left", 9, ns(14.5), ns(14.5), (("RICE", 0.8), ("SUGAR", 0.1)), in_place=True)
+        events = run(f, vanished, weighed(14.6, -511.0), until=30.0)
+        assert summary(events) == [("item_removed", "RICE", 1)]
+        assert 9 not in f.booked_track_ids()
+
+
+def test_a_new_product_found_in_place_is_not_booked_as_resighted():
+    # An in-place track that looks like nothing in the basket is not a re-sighting.
+    basket = Basket()
+    basket.add("RICE", 1, track_id=3)
+    f = Fusion(CATALOG, default_fusion_config(resighted_tracks_booked=True), basket=basket)
+    run(f, VisionEvent("entered", 9, ns(1.0), ns(1.0), (("OIL", 0.9),), in_place=True), until=10.0)
+    assert f.booked_track_ids() == {3}
 
 
 def test_exchange_alarm_when_the_add_is_decided_after_the_removal(fusion):

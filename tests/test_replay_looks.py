@@ -99,3 +99,36 @@ def test_a_vanished_booked_track_leaves_with_what_it_looked_like():
     assert [(e.kind, e.track_id, e.in_place, e.t_ns) for e in out] == [("left", 7, True, 123)]
     assert out[0].candidates == (("B", pytest.approx(0.7)), ("A", pytest.approx(0.2)))
     assert pipe._vanished(SimpleNamespace(track_id=np.array([7])), 124) == []
+
+
+def _group_pipe(groups: bool):
+    """Three tomato cans of one look-alike group (T1..T3) and two cereal boxes of another (K1, K2)."""
+    skus = ["T1", "T2", "T3", "K1", "K2", "X"]
+    vision = type("V", (), {"skus": skus})()
+    products = [Product(s, s, 300.0 + 50 * i, 5.0, 1.0, look_group=("tomato" if s[0] == "T" else "cereal" if s[0] == "K" else None))
+                for i, s in enumerate(skus)]
+    env = {"CAPER_EDGE__FUSION__LOOK_CHANGE_GROUPS": str(groups).lower()}
+    return Pipeline(config.load(None, environ=env), Catalog(products), vision)
+
+
+CAN = (("T1", 0.3), ("T3", 0.3), ("T2", 0.28))           # a can of the group: each member ~0.3
+CAN_FLIP = (("T2", 0.31), ("T1", 0.3), ("T3", 0.27))     # the same can, another member on top
+BOX = (("K1", 0.41), ("K2", 0.4), ("X", 0.05))            # a box of the other group: 0.8 together
+
+
+def test_a_lookalike_group_look_changes_to_another_group_only_when_counted_together():
+    # Without groups: the can's track never had a confident look, so the box under it is never seen.
+    pipe = _group_pipe(False)
+    assert not any(_changes(pipe, [CAN] * 10 + [BOX] * 30))
+    # With groups: the can's look (0.88 together) is reported; the box (0.81) replaces it once.
+    pipe = _group_pipe(True)
+    got = _changes(pipe, [CAN] * 10 + [BOX] * (_LOOK_CHANGE_FRAMES + 5))
+    assert got.count(True) == 1 and got.index(True) == 10 + _LOOK_CHANGE_FRAMES - 1
+
+
+def test_members_of_one_group_trading_places_are_no_change():
+    pipe = _group_pipe(True)
+    assert not any(_changes(pipe, [CAN, CAN_FLIP] * 40))
+    # ... but one member confidently on top is, as without groups (a change within the group).
+    t2 = (("T2", 0.7), ("T1", 0.2), ("T3", 0.1))
+    assert _changes(pipe, [t2] * _LOOK_CHANGE_FRAMES)[-1] is True

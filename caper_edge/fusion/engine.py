@@ -643,10 +643,22 @@ class Fusion:
         return [s for z, s in scored[: cfg.weight_candidates] if z <= cfg.z_prune]
 
     def _add_pool(self, tracks: list[_Vision]) -> list[PoolItem]:
+        """Where an extra unit (one no track carried) comes from: half a uniform prior, half the
+        tracks' vision, and ``extra_runner_up_share`` of it from the tracks' runners-up -- two
+        products carried in under one box are one track that looks like the bigger of them, and
+        the other one is what it looks like next, however unlikely its posterior makes it."""
         n = len(self.catalog)
         if tracks:
             dists = [self._vision_dist(v.candidates) for v in tracks]
             prior = {p.sku: 0.5 / n + 0.5 * sum(d[p.sku] for d in dists) / len(dists) for p in self.catalog}
+            beta = self.config.extra_runner_up_share
+            runners = [[s for s, _ in self._known(v.candidates)[1:]] for v in tracks]
+            runners = [r for r in runners if r]
+            if beta > 0 and runners:
+                prior = {s: (1 - beta) * q for s, q in prior.items()}
+                for r in runners:
+                    for s in r:
+                        prior[s] += beta / (len(runners) * len(r))
         else:
             prior = {p.sku: 1.0 / n for p in self.catalog}
         return [PoolItem(p.sku, math.log(prior[p.sku]), p.weight_g, p.weight_std_g ** 2) for p in self.catalog]
@@ -709,6 +721,7 @@ class Fusion:
             if sku is None:
                 if self._confident(v) and ep.sign > 0:
                     out.append(self._unconfirmed(v))
+                self._resighted(v)
                 continue
             labelled.setdefault(sku, v.ev.track_id)
             if (self._confident(v) and sku != top and sku not in self.catalog.lookalikes(top)
@@ -803,7 +816,17 @@ class Fusion:
             self.stats["unconfirmed_item"] += 1
             return [self._unconfirmed(v)]
         self.stats[f"vision_{v.ev.kind}_dropped"] += 1
+        self._resighted(v)
         return []
+
+    def _resighted(self, v: _Vision) -> None:
+        """A track found in place that looks like a product in the basket, and brought nothing:
+        that product seen again under a new track (the tracker lost it under a hand, or handed
+        its old track to a product put down beside it). With ``resighted_tracks_booked`` it joins
+        the booked tracks, so its vanishing under a hand names the line it looks like."""
+        if self.config.resighted_tracks_booked and self._reentry(v) and v.ev.track_id not in self._tracks_in:
+            self._tracks_in.add(v.ev.track_id)
+            self.stats["resighted_tracks_booked"] += 1
 
     def _unconfirmed(self, v: _Vision) -> Event:
         top, p_top = v.candidates[0] if v.candidates else (None, 0.0)
