@@ -652,6 +652,24 @@ def test_centre_of_pressure_names_the_track_that_brought_the_weight():
     assert summary(events) == [("item_added", "JAM", 1)] and events[0].track_id == 5
 
 
+@pytest.mark.parametrize("seen", [False, True])
+def test_a_carried_track_placed_wrong_still_names_its_unit(seen):
+    # The jam was carried in confidently seen, but its track slid onto a product resting at the
+    # far corner as the hand put the jam down where the centre of pressure is. The best
+    # explanation calls the track spurious and books an unseen jam; with seen_extra_units that
+    # jam is the track's, not a shrink alarm.
+    fusion = Fusion(CATALOG, default_fusion_config(cop_std=0.03, seen_extra_units=seen))
+    carried = VisionEvent("entered", 5, ns(1.0), ns(1.3), (("JAM", 0.95),), floor_uv=(0.95, 0.95))
+    change = WeightChange("settled", ns(1.2), ns(1.8), ns(2.0), 690.4, 0.5, cop=(0.1, 0.1))
+    events = run(fusion, carried, change)
+    if seen:
+        assert summary(events) == [("item_added", "JAM", 1)] and events[0].track_id == 5
+        assert fusion.basket.counts() == {"JAM": 1} and 5 in fusion.booked_track_ids()
+    else:
+        assert sorted(summary(events)) == [("unconfirmed_item", "JAM", 1), ("unexpected_weight", "JAM", 1)]
+        assert fusion.basket.counts() == {}
+
+
 def test_removal_is_placed_where_the_leaving_track_was_lifted_from():
     # Rice (512 g) rested at (0.85, 0.6), sugar (510 g) at (0.4, 0.75); 511.5 g leaves and the
     # scale's centre of pressure is where the rice was. The rice's track goes unseen there, then

@@ -420,7 +420,8 @@ class Fusion:
             return self._decide_unseen(ep, waited)
         exps = self._explain(ep)
         best = exps[0]
-        if self.mode != "weight_only" and not best.outlier and all(sku is None for sku, _ in best.tracks):
+        if (self.mode != "weight_only" and not best.outlier and all(sku is None for sku, _ in best.tracks)
+                and not self._seen_extras(ep, best)):
             # The tracks only brought nothing (hands, resting items found again): no unit was seen.
             return self._decide_unseen(ep, waited)
         if self._only_resighted(ep, best) and waited < (cfg.add_pair_after_s if ep.sign > 0 else cfg.unseen_removal_hold_s) * _NS:
@@ -433,6 +434,22 @@ class Fusion:
             self.stats["timeout_commits" if exps[0].prob < cfg.commit_posterior else "confident_commits"] += 1
             return self._after_commit(ep, self._commit(ep, exps))
         return []
+
+    def _seen_extras(self, ep: _Episode, best: Explanation) -> dict[int, str]:
+        """Tracks the explanation calls spurious though one of its extra units is what they
+        confidently looked like as they were carried in: the unit was seen, only its track's
+        floor position disagreed with the centre of pressure (the track slid onto a resting
+        product as the hand put its own down). ``{track_id: sku}``; empty with
+        ``seen_extra_units`` off."""
+        if not self.config.seen_extra_units or ep.sign < 0 or not best.extras:
+            return {}
+        left = Counter(dict(best.extras))
+        seen = {}
+        for v, (sku, _n) in zip(self._strongest(ep), best.tracks):
+            if sku is None and self._confident(v) and left[v.candidates[0][0]] > 0:
+                seen[v.ev.track_id] = v.candidates[0][0]
+                left[v.candidates[0][0]] -= 1
+        return seen
 
     def _only_resighted(self, ep: _Episode, best: Explanation) -> bool:
         """The best explanation puts units only on tracks of booked items seen again."""
@@ -716,8 +733,12 @@ class Fusion:
         out: list[Event] = []
         counts = Counter(dict(best.counts))
         labelled = {}
+        seen = self._seen_extras(ep, best)
         for v, (sku, _n) in zip(tracks, best.tracks):
             top, p_top = v.candidates[0] if v.candidates else (None, 0.0)
+            if sku is None and v.ev.track_id in seen:
+                labelled.setdefault(seen[v.ev.track_id], v.ev.track_id)
+                continue
             if sku is None:
                 if self._confident(v) and ep.sign > 0:
                     out.append(self._unconfirmed(v))
