@@ -138,6 +138,40 @@ def test_a_product_carried_in_under_anothers_box_is_that_boxs_runner_up(share, s
     assert sorted(summary(events)) == sorted([("item_added", "CHOC", 1), ("item_added", second, 1)])
 
 
+@pytest.mark.parametrize("revise", [False, True])
+def test_a_weight_guess_is_revised_by_the_product_found_in_place(revise):
+    # Jam carried in, 1202.5 g: jam + rice (1202) or jam + sugar (1200), nobody saw which; the
+    # weight's guess, rice, is booked at the decision timeout. The sugar is found in place 1.1 s
+    # after the weight settled: the guess is taken back and the sugar booked, at the add's time.
+    f = Fusion(CATALOG, default_fusion_config(revise_guesses=revise))
+    found = VisionEvent("entered", 9, ns(2.9), ns(2.9), (("SUGAR", 0.95), ("RICE", 0.03)), in_place=True)
+    events = run(f, seen(1, 1.0, ("JAM", 0.97)), weighed(1.2, 1202.5), found)
+    first = [("item_added", "JAM", 1), ("item_added", "RICE", 1)]
+    if not revise:
+        assert sorted(summary(events)) == first and f.basket.counts() == {"JAM": 1, "RICE": 1}
+        return
+    assert sorted(summary(events[:2])) == first
+    assert summary(events[2:]) == [("item_removed", "RICE", 1), ("item_added", "SUGAR", 1)]
+    removed, added = events[2:]
+    assert removed.t_ns == added.t_ns == events[0].t_ns == ns(1.8)  # when the weight settled
+    assert added.track_id == 9 and removed.extras["evidence"]["revises"] == "RICE"
+    assert f.basket.counts() == {"JAM": 1, "SUGAR": 1}
+
+
+def test_a_confident_booking_or_a_product_in_the_basket_is_not_revised():
+    # The same look arriving after a confident single add changes nothing, and neither does a
+    # look of a SKU already in the basket (it may be that product seen again).
+    f = Fusion(CATALOG, default_fusion_config(revise_guesses=True))
+    found = VisionEvent("entered", 9, ns(2.9), ns(2.9), (("SUGAR", 0.95),), in_place=True)
+    events = run(f, seen(1, 1.0, ("RICE", 0.97)), weighed(1.2, 512.0), found)
+    assert summary(events) == [("item_added", "RICE", 1)]
+    basket = Basket()
+    basket.add("SUGAR", 1, track_id=4)
+    f = Fusion(CATALOG, default_fusion_config(revise_guesses=True), basket=basket)
+    events = run(f, seen(1, 1.0, ("JAM", 0.97)), weighed(1.2, 1202.5), found)
+    assert sorted(summary(events)) == [("item_added", "JAM", 1), ("item_added", "RICE", 1)]
+
+
 @pytest.mark.parametrize("hold_s", [0.0, 0.5])
 def test_a_confident_add_waits_for_a_track_still_crossing_in(hold_s):
     # Rice (512 g) and tuna (185 g) put down together: 697 g, which jam (690 +- 6 g) also fits, and

@@ -78,6 +78,7 @@ class _Episode:
     committed: bool = False
     units: Counter = field(default_factory=Counter)  # committed units
     untracked: Counter = field(default_factory=Counter)  # ... of which no track carried (absorb late tracks)
+    unit_conf: dict = field(default_factory=dict)        # committed SKU -> its event's confidence
     cache: tuple = ()                                  # (inputs key, explanations)
 
     @property
@@ -195,6 +196,12 @@ class Fusion:
             if ev.kind == ENTERED:
                 self._tracks_in.add(ev.track_id)
             return self._due()
+        if sign > 0:
+            for e in self._episodes:
+                if e.committed and e.sign > 0:
+                    revised = self._revise(e, v)
+                    if revised:
+                        return revised + self._due()
         self._pool.append(v)
         return self._due()
 
@@ -406,6 +413,37 @@ class Fusion:
                 ep.untracked[sku] -= 1
                 return True
         return False
+
+    def _revise(self, ep: _Episode, v: _Vision) -> list[Event]:
+        """A late entering track that confidently looks like a weigh-alike of a unit this
+        committed add booked on the weight alone (no track carried it, and its confidence was
+        below ``commit_posterior``), of a SKU not in the basket at all: that unit was this
+        product. The guess is taken back and the product booked in its place, as an
+        ``item_removed`` + ``item_added`` pair at the add's time, both marked ``revises`` in
+        their evidence. Off with ``revise_guesses`` false."""
+        cfg = self.config
+        if not cfg.revise_guesses or not v.candidates or not ep.holds(v.ev.t_ns, cfg, cfg.absorb_window_s):
+            return []
+        top, p_top = v.candidates[0]
+        if p_top < cfg.mismatch_vision_min or top in self.basket or top not in self.catalog:
+            return []
+        new = self.catalog[top]
+        for sku in sorted(ep.untracked):
+            if ep.untracked[sku] <= 0 or ep.unit_conf.get(sku, 1.0) >= cfg.commit_posterior or self.basket.qty(sku) < 1:
+                continue
+            old = self.catalog[sku]
+            spread = math.sqrt(new.weight_std_g ** 2 + old.weight_std_g ** 2 + cfg.scale_noise_g ** 2)
+            if abs(new.weight_g - old.weight_g) > cfg.z_prune * spread / 2:
+                continue
+            ep.untracked[sku] -= 1
+            ep.units[sku] -= 1
+            ep.units[top] += 1
+            w = ep.weight
+            evidence = {"revises": sku, "by_track": v.ev.track_id, "look": [[s, round(p, 4)] for s, p in v.candidates[:3]]}
+            self.stats["guesses_revised"] += 1
+            return [self._apply(-1, sku, 1, ep.unit_conf.get(sku, 0.5), None, None, w.t_settled_ns, evidence),
+                    self._apply(1, top, 1, p_top, None, v.ev.track_id, w.t_settled_ns, evidence)]
+        return []
 
     # =========================================================================================
     # Decisions
@@ -761,6 +799,7 @@ class Fusion:
             out.append(self._apply(ep.sign, sku, n, conf, share, labelled.get(sku), w.t_settled_ns,
                                    self._evidence(ep, exps)))
             ep.units[sku] += n
+            ep.unit_conf[sku] = conf
         ep.untracked = Counter({s: n for s, n in best.extras if counts[s] > 0})
         # Tracks beyond _MAX_TRACKS: duplicates of the explained items, consumed silently.
         return out
