@@ -504,12 +504,12 @@ class FusionConfig:
     in_place_spurious_prior: float
     reentry_spurious_prior: float
     reentry_labels: int
-    resighted_tracks_booked: bool
-    seen_extra_units: bool
-    revise_guesses: bool
     """Labels a re-entry (an in-place track that looks like a product already in the basket) may
     take: its this many most probable SKUs. More lets a weak candidate of a re-sighting explain
     an unseen weight change (a hidden item booked instead of an alarm)."""
+    resighted_tracks_booked: bool
+    seen_extra_units: bool
+    revise_guesses: bool
     refound_gap_s: float
     look_change_min_prob: float
     look_change_max_old: float
