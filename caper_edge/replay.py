@@ -411,16 +411,18 @@ class Pipeline:
             return False
         fc = self.cfg.fusion
         top, p_top = look[0]
-        p_look = self._look_mass(look, top) if fc.look_change_groups else p_top
-        if tid not in self._looks and p_look < fc.look_change_min_prob:
+
+        def confident() -> bool:  # the group's mass only when the top SKU alone falls short
+            return p_top >= fc.look_change_min_prob or (
+                fc.look_change_groups and self._look_mass(look, top) >= fc.look_change_min_prob)
+
+        if tid not in self._looks and not confident():
             return False  # a track's first reported look is a confident one
         reported, streak, weak_top, weak_run = self._looks.get(tid, (top, 0, "", 0))
         if top == reported:
             self._looks[tid] = (reported, 0, "", 0)
             return False
-        if p_top >= fc.look_change_min_prob or (
-                fc.look_change_groups and p_look >= fc.look_change_min_prob
-                and top not in self.catalog.lookalikes(reported)):
+        if p_top >= fc.look_change_min_prob or (top not in self.catalog.lookalikes(reported) and confident()):
             streak += 1
         p_old = next((p for s, p in look if s == reported), 0.0)
         if p_old < fc.look_change_max_old:

@@ -19,6 +19,9 @@ fall). Steps:
    ``swap_window_s`` of an add settling (one hand visit exchanging products) -> ``weight_mismatch``
    naming both; an entering track with no weight change after ``weight_wait_s`` ->
    ``unconfirmed_item``. Unseen opposite changes that cancel (lift and put back) raise nothing.
+5. **Revise.** A unit an add booked on the weight alone is taken back (``item_removed`` +
+   ``item_added`` at the add's time) when a track entering soon after confidently shows a
+   weigh-alike of it that is not in the basket (``revise_guesses``).
 
 Every event's ``confidence`` is a posterior probability: for an item event, the marginal
 probability that the SKU's count in this weight change is the reported ``qty``.
@@ -425,7 +428,7 @@ class Fusion:
         if not cfg.revise_guesses or not v.candidates or not ep.holds(v.ev.t_ns, cfg, cfg.absorb_window_s):
             return []
         top, p_top = v.candidates[0]
-        if p_top < cfg.mismatch_vision_min or top in self.basket or top not in self.catalog:
+        if p_top < cfg.mismatch_vision_min or top in self.basket:  # candidates are catalogue SKUs
             return []
         new = self.catalog[top]
         for sku in sorted(ep.untracked):
@@ -707,8 +710,7 @@ class Fusion:
             dists = [self._vision_dist(v.candidates) for v in tracks]
             prior = {p.sku: 0.5 / n + 0.5 * sum(d[p.sku] for d in dists) / len(dists) for p in self.catalog}
             beta = self.config.extra_runner_up_share
-            runners = [[s for s, _ in self._known(v.candidates)[1:]] for v in tracks]
-            runners = [r for r in runners if r]
+            runners = [[s for s, _ in v.candidates[1:]] for v in tracks if len(v.candidates) > 1]
             if beta > 0 and runners:
                 prior = {s: (1 - beta) * q for s, q in prior.items()}
                 for r in runners:
