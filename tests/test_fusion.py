@@ -374,6 +374,21 @@ def test_unseen_lift_and_quick_put_back_cancels(fusion):
     assert fusion.basket.counts() == {"JAM": 1}
 
 
+def test_unseen_put_in_and_taken_out_cancels_once(fusion):
+    # A jam put in unseen (its hold ends at 4.3 s) and lifted out again: the lift is still moving
+    # (a provisional estimate) when the put-in's hold ends, and settles at 5.0 s. Both cancel once
+    # the lift has settled; the lift's settled report must not come back as a removal of the jam
+    # already in the basket (busy seed 6002 lost a product that way).
+    fusion.basket.add("JAM", 1, track_id=1)
+    hold = fusion.config.unseen_hold_s
+    events = run(fusion, weighed(3.5 - hold, 690.2),
+                 WeightChange("provisional", ns(3.5), ns(4.1), ns(4.2), -671.0, 6.0),
+                 WeightChange("settled", ns(3.5), ns(4.8), ns(5.0), -689.9, 0.5))
+    assert events == []
+    assert fusion.basket.counts() == {"JAM": 1}
+    assert fusion.stats["unseen_pairs_cancelled"] == 1
+
+
 def test_unseen_lift_and_later_put_back_is_a_return(fusion):
     # The unseen removal is booked after its hold; the jam comes back 3 s later, unseen: booked as
     # its return, not as unexpected weight.

@@ -121,6 +121,9 @@ class Fusion:
         self._pool: list[_Vision] = []
         self._episodes: list[_Episode] = []
         self._serial = 0
+        # Weight changes (by t_start_ns) cancelled against each other: later reports of the same
+        # change are stale and must not open a new episode.
+        self._cancelled_starts: deque[int] = deque(maxlen=64)
         # Tracks whose item fusion put into the basket (and has not taken out): their zone
         # flicker (a hand's shadow in the depth, an occlusion) must not read as new items.
         self._basket_version = 0
@@ -215,6 +218,8 @@ class Fusion:
         self.stats[f"weight_{w.kind}"] += 1
         if self.mode == "vision_only":
             return self._due()
+        if w.t_start_ns in self._cancelled_starts:
+            return self._due()  # a change already cancelled against an opposite one
         ep = next((e for e in self._episodes if e.weight.t_start_ns == w.t_start_ns and not e.committed), None)
         if w.kind == "cancelled":
             if ep is not None:
@@ -508,8 +513,12 @@ class Fusion:
             return []
         partner = self._cancelling_partner(ep)
         if partner is not None:
+            if not partner.settled:
+                self.stats["unseen_waits_for_partner"] += 1
+                return []  # the opposite change is still moving: cancel against its settled size
             self._episodes.remove(ep)
             self._episodes.remove(partner)
+            self._cancelled_starts.extend((ep.weight.t_start_ns, partner.weight.t_start_ns))
             self.stats["unseen_pairs_cancelled"] += 1
             return []
         unconfirmed = [self._unconfirmed(v) for v in self._strongest(ep) if ep.sign > 0 and self._confident(v)]
