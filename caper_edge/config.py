@@ -510,6 +510,12 @@ class FusionConfig:
     resighted_tracks_booked: bool
     seen_extra_units: bool
     revise_guesses: bool
+    census_units: bool
+    """An add no track carried in is booked as the SKU the basket shows more of, steadily, than
+    it holds (a census of resting products seen confidently), when the weight fits one unit of it."""
+    census_min_prob: float
+    census_min_s: float
+    census_min_share: float
     refound_gap_s: float
     look_change_min_prob: float
     look_change_max_old: float
@@ -532,10 +538,11 @@ class FusionConfig:
 
     def __post_init__(self) -> None:
         for key in ("pair_before_s", "add_pair_after_s", "remove_pair_after_s", "absorb_window_s", "unseen_hold_s",
-                    "unseen_removal_hold_s", "swap_window_s", "putback_window_s", "weight_wait_s", "decision_timeout_s", "in_place_max_travel", "refound_gap_s", "entering_hold_s",
+                    "unseen_removal_hold_s", "swap_window_s", "putback_window_s", "weight_wait_s", "decision_timeout_s", "in_place_max_travel", "refound_gap_s", "entering_hold_s", "census_min_s",
                     "scale_noise_g", "relative_error", "resume_tolerance_g"):
             check(getattr(self, key) >= 0.0, f"fusion.{key}", getattr(self, key), "a number >= 0")
-        for key in ("commit_posterior", "mismatch_vision_min", "absorb_min_prob", "look_change_min_prob", "look_change_max_old"):
+        for key in ("commit_posterior", "mismatch_vision_min", "absorb_min_prob", "look_change_min_prob", "look_change_max_old",
+                    "census_min_prob", "census_min_share"):
             check(0.0 <= getattr(self, key) <= 1.0, f"fusion.{key}", getattr(self, key), "a probability in [0, 1]")
         for key in ("multi_unit_prior", "extra_unit_prior", "spurious_track_prior", "in_place_spurious_prior", "reentry_spurious_prior",
                     "outlier_prior"):

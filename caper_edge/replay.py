@@ -343,6 +343,8 @@ class Pipeline:
                 self._last_seen = {k: v for k, v in self._last_seen.items() if k in alive}
                 self._looks = {k: v for k, v in self._looks.items() if k in alive}
                 self._floor = {k: v for k, v in self._floor.items() if k in alive}
+        if self.cfg.fusion.census_units:
+            self.fusion.set_census(frame.t_ns, self._census(tracks, obs))
         vis_events += self._refound(tracks, obs, frame.t_ns, {e.track_id for e in vis_events})
         vis_events += self._vanished(tracks, frame.t_ns)
         t2 = time.perf_counter()
@@ -397,6 +399,20 @@ class Pipeline:
                 cands = look or candidates_of(tracks.sku_ids[i], tracks.sku_prob[i], self.skus)
                 out.append(VisionEvent("entered", tid, t_ns, t_ns, cands, in_place=True, floor_uv=self._floor.get(tid)))
         return out
+
+    def _census(self, tracks: Any, obs: Observations) -> dict[str, int]:
+        """The resting products inside the basket matched in this frame whose current look gives
+        one SKU at least ``census_min_prob``, counted per SKU (fusion's census)."""
+        from .track import ZONE_INSIDE
+
+        counts: dict[str, int] = {}
+        floor = self.cfg.fusion.census_min_prob
+        for i in np.flatnonzero((tracks.zone == ZONE_INSIDE) & tracks.at_rest & (tracks.class_id == ITEM_CLASS)
+                                & (tracks.det_index >= 0)):
+            look = self._look(obs, int(tracks.det_index[i]))
+            if look and look[0][1] >= floor:
+                counts[look[0][0]] = counts.get(look[0][0], 0) + 1
+        return counts
 
     def _look_changed(self, tid: int, look: tuple[tuple[str, float], ...]) -> bool:
         """True once when a track's current look has shown another SKU than its reported one for

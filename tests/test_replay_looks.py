@@ -132,3 +132,28 @@ def test_members_of_one_group_trading_places_are_no_change():
     # ... but one member confidently on top is, as without groups (a change within the group).
     t2 = (("T2", 0.7), ("T1", 0.2), ("T3", 0.1))
     assert _changes(pipe, [t2] * _LOOK_CHANGE_FRAMES)[-1] is True
+
+
+def test_census_counts_confident_resting_products_inside_the_basket():
+    """Pipeline._census (fusion's census): per SKU, the item tracks inside the basket, at rest,
+    matched in this frame, whose look gives one SKU at least census_min_prob."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from caper_edge.track import ZONE_ENTERING, ZONE_INSIDE
+
+    pipe = _pipe()
+    peaked = lambda j: [10.0 if k == j else 0.0 for k in range(3)]  # noqa: E731
+    obs = SimpleNamespace(sku_similarity=np.array([peaked(0), peaked(0), peaked(1), [0.0, 0.0, 0.0], peaked(2), peaked(0)],
+                                                  np.float32))
+    inside, entering = ZONE_INSIDE, ZONE_ENTERING
+    tracks = SimpleNamespace(
+        zone=np.array([inside, inside, inside, inside, entering, inside, inside], np.uint8),
+        at_rest=np.array([True, True, True, True, True, False, True]),
+        class_id=np.array([0, 0, 0, 0, 0, 0, 1], np.int32),
+        det_index=np.array([0, 1, 2, 3, 4, 5, -1], np.int32))
+    # rows: two resting A, one resting B, one with no look, C entering, A moving, a hand
+    assert pipe._census(tracks, obs) == {"A": 2, "B": 1}
+    unsure = SimpleNamespace(sku_similarity=np.array([[0.01, 0.0, 0.0]] * 6, np.float32))
+    assert pipe._census(tracks, unsure) == {}

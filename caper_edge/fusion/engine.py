@@ -51,6 +51,7 @@ __all__ = ["Fusion", "MODES", "default_fusion_config"]
 MODES = ("fusion", "vision_only", "weight_only")
 _NS = 1_000_000_000
 _MAX_TRACKS = 3  # tracks explained jointly in one episode; more are treated as duplicates
+_CENSUS_KEEP_S = 10.0  # census frames kept (longer than any unseen hold)
 _FLOOR_HISTORY = 64  # position changes kept per booked track (a few seconds of a moving one)
 
 
@@ -124,6 +125,9 @@ class Fusion:
         # Weight changes (by t_start_ns) cancelled against each other: later reports of the same
         # change are stale and must not open a new episode.
         self._cancelled_starts: deque[int] = deque(maxlen=64)
+        # The census (census_units): per frame, (t_ns, {sku: n}) for the SKUs of which more resting
+        # products were seen confidently than the basket holds.
+        self._census: deque[tuple[int, dict[str, int]]] = deque()
         # Tracks whose item fusion put into the basket (and has not taken out): their zone
         # flicker (a hand's shadow in the depth, an occlusion) must not read as new items.
         self._basket_version = 0
@@ -317,6 +321,21 @@ class Fusion:
         them, since one may be a second product put down with the first."""
         self._entering = frozenset(int(t) for t in track_ids)
 
+    def set_census(self, t_ns: int, counts: dict[str, int]) -> None:
+        """This frame's census: the resting products inside the basket seen confidently, per SKU
+        (the replay loop counts them). Fusion keeps the surplus over the basket for a few seconds:
+        an add no track carried in may be the SKU seen more often than booked (``census_units``)."""
+        if not self.config.census_units or self.mode != "fusion":
+            return
+        surplus = {}
+        for sku, n in counts.items():
+            if n > 0 and n > self.basket.qty(sku):
+                surplus[sku] = n - self.basket.qty(sku)
+        self._census.append((int(t_ns), surplus))
+        horizon = int(t_ns) - int(_CENSUS_KEEP_S * _NS)
+        while self._census and self._census[0][0] < horizon:
+            self._census.popleft()
+
     def booked_track_ids(self) -> set[int]:
         """Tracks whose items are in the basket (the replay loop watches them vanish)."""
         return set(self._tracks_in)
@@ -509,6 +528,10 @@ class Fusion:
         then commit it as unseen. Confident entering tracks of it that brought nothing are
         unconfirmed items."""
         cfg = self.config
+        if ep.sign > 0 and cfg.census_units and self.mode == "fusion":
+            counted = self._census_unit(ep)
+            if counted is not None:
+                return self._after_commit(ep, self._commit_census(ep, *counted))
         if waited < (cfg.unseen_hold_s if ep.sign > 0 else cfg.unseen_removal_hold_s) * _NS:
             return []
         partner = self._cancelling_partner(ep)
@@ -860,6 +883,57 @@ class Fusion:
         self.stats["unexpected_weight"] += 1
         return [self._event("unexpected_weight", w.t_settled_ns, sku, qty, self._unseen_confidence(), w.delta_g, None,
                             evidence=evidence)]
+
+    def _census_unit(self, ep: _Episode) -> tuple[str, float, int] | None:
+        """``(sku, share, frames)`` when, over the last ``census_min_s`` (all of it after the rise
+        settled), one SKU was counted among the resting products more often than the basket holds
+        it in at least ``census_min_share`` of the frames, discounting products still waiting to
+        be booked with their own tracks, and one unit of it fits the rise within ``z_prune / 2``
+        combined standard deviations; the best such SKU by share, then by fit. Else None."""
+        cfg = self.config
+        w = ep.weight
+        t_from = self.now_ns - int(cfg.census_min_s * _NS)
+        if t_from < w.t_settled_ns or not self._census:
+            return None
+        frames = [s for t, s in self._census if t >= t_from]
+        if not frames:
+            return None
+        pending = Counter(v.candidates[0][0] for v in self._pending_vision() if v.candidates and not v.ev.in_place)
+        seen = Counter()
+        for surplus in frames:
+            for sku, n in surplus.items():
+                if n > pending[sku]:
+                    seen[sku] += 1
+        best = None
+        for sku, k in seen.items():
+            share = k / len(frames)
+            if share < cfg.census_min_share or sku not in self.catalog:
+                continue
+            product = self.catalog[sku]
+            sd = math.sqrt(product.weight_std_g ** 2 + self._sigma(w) ** 2 + (cfg.relative_error * w.delta_g) ** 2)
+            z = abs(w.delta_g - product.weight_g) / sd
+            if z <= cfg.z_prune / 2 and (best is None or (share, -z) > (best[1], -best[3])):
+                best = (sku, share, len(frames), z)
+        return None if best is None else best[:3]
+
+    def _pending_vision(self) -> list[_Vision]:
+        out = list(self._pool)
+        for ep in self._episodes:
+            if not ep.committed:
+                out += ep.vision
+        return out
+
+    def _commit_census(self, ep: _Episode, sku: str, share: float, frames: int) -> list[Event]:
+        """Book an add no track carried in as the SKU the census shows more of than booked."""
+        ep.committed = True
+        w = ep.weight
+        evidence = self._evidence(ep, self._explain(ep, use_vision=False))
+        evidence["census"] = {"sku": sku, "share": round(share, 3), "frames": frames}
+        ep.units[sku] += 1
+        ep.untracked = Counter({sku: 1})
+        ep.unit_conf[sku] = share
+        self.stats["census_units"] += 1
+        return [self._apply(1, sku, 1, share, w.delta_g, None, w.t_settled_ns, evidence)]
 
     def _put_back(self, ep: _Episode, best: Explanation, exps: list[Explanation], evidence: dict) -> list[Event]:
         """An unseen rise that weighs what an unseen removal took out shortly before: the same
