@@ -499,6 +499,7 @@ class FusionConfig:
     multi_unit_prior: float
     extra_unit_prior: float
     extra_runner_up_share: float
+    extra_runner_up_ranks: int
     spurious_track_prior: float
     in_place_max_travel: float
     in_place_spurious_prior: float
@@ -524,6 +525,8 @@ class FusionConfig:
     entering_hold_s: float
     vision_floor: float
     vision_temperature: float
+    vision_tail_prob: float
+    """Top-k SKUs a track gives less than this count as unranked (not tempered up)."""
     weight_candidates: int
     cop_std: float
     floor_half_mm: tuple[float, ...]
@@ -542,6 +545,7 @@ class FusionConfig:
                     "scale_noise_g", "relative_error", "resume_tolerance_g"):
             check(getattr(self, key) >= 0.0, f"fusion.{key}", getattr(self, key), "a number >= 0")
         for key in ("commit_posterior", "mismatch_vision_min", "absorb_min_prob", "look_change_min_prob", "look_change_max_old",
+                    "vision_tail_prob",
                     "census_min_prob", "census_min_share"):
             check(0.0 <= getattr(self, key) <= 1.0, f"fusion.{key}", getattr(self, key), "a probability in [0, 1]")
         for key in ("multi_unit_prior", "extra_unit_prior", "spurious_track_prior", "in_place_spurious_prior", "reentry_spurious_prior",
@@ -559,6 +563,8 @@ class FusionConfig:
         check(self.weight_candidates >= 0, "fusion.weight_candidates", self.weight_candidates, "an integer >= 0")
         check(self.look_change_weak_frames >= 1, "fusion.look_change_weak_frames", self.look_change_weak_frames,
               "an integer >= 1 (frames)")
+        check(self.extra_runner_up_ranks >= 2, "fusion.extra_runner_up_ranks", self.extra_runner_up_ranks,
+              "an integer >= 2 (rank 2 is the first runner-up)")
         check(self.reentry_labels >= 1, "fusion.reentry_labels", self.reentry_labels, "an integer >= 1")
         check(self.outlier_range_g > 0.0, "fusion.outlier_range_g", self.outlier_range_g, "grams > 0")
         check(self.vision_temperature >= 1.0, "fusion.vision_temperature", self.vision_temperature, "a temperature >= 1")

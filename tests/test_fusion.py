@@ -443,10 +443,15 @@ def test_vision_temperature_tempers_the_odds():
     # Rice and sugar fit 511 g equally; vision says 0.97 : 0.02. At temperature 3 the odds become
     # 0.97^(1/3) : 0.02^(1/3) = 0.990 : 0.271, so the booked sugar's confidence is about
     # 0.990 / 1.261 = 0.785 (below commit_posterior: it is booked at the timeout).
-    fusion = Fusion(CATALOG, default_fusion_config(vision_temperature=3.0))
+    fusion = Fusion(CATALOG, default_fusion_config(vision_temperature=3.0, vision_tail_prob=0.0))
     events = run(fusion, seen(1, 1.0, ("SUGAR", 0.97), ("RICE", 0.02)), weighed(1.2, 511.0))
     assert summary(events) == [("item_added", "SUGAR", 1)]
     assert events[0].confidence == pytest.approx(0.99 / (0.99 + 0.2714), abs=0.02)
+    # With vision_tail_prob 0.03 the rice's 0.02 is no look at all: not tempered up, it counts
+    # with the unranked rest, and the sugar is booked at once with near certainty.
+    fusion = Fusion(CATALOG, default_fusion_config(vision_temperature=3.0, vision_tail_prob=0.03))
+    events = run(fusion, seen(1, 1.0, ("SUGAR", 0.97), ("RICE", 0.02)), weighed(1.2, 511.0))
+    assert summary(events) == [("item_added", "SUGAR", 1)] and events[0].confidence > 0.95
 
 
 def test_provisional_opens_the_episode_and_settled_commits(fusion):
@@ -802,3 +807,23 @@ def test_census_off_keeps_the_alarm():
     f.basket.add("JAM", 1, track_id=1)
     events = census_run(f, weighed(1.0, 691.0), lambda t: {"JAM": 2})
     assert summary(events) == [("unexpected_weight", "JAM", 1)]
+
+
+def test_a_weigh_alike_in_a_tracks_tail_does_not_name_the_product_under_the_box():
+    # An oil carried in with a yoghurt light (425 g) under its box: the carried track sees the
+    # oil, and a track found in place also looks like the oil, with baby wipes (421 g) ranked
+    # 5th at 1e-4. Tempered, that tail ranks the wipes far above the unseen yoghurt, and they
+    # were booked (the README demo, busy seed 5). With vision_tail_prob the tail is unranked,
+    # and with extra_runner_up_ranks the wipes are no runner-up: the weight names the yoghurt.
+    cat = Catalog([*CATALOG, Product("WIPES", "Baby Wipes", 421, 5, 2.29)])
+    found = VisionEvent("entered", 2, ns(2.4), ns(2.4), (("OIL", 0.72), ("JAM", 0.16), ("TUNA", 0.1),
+                                                          ("CHOC", 0.0199), ("WIPES", 1e-4)), in_place=True)
+
+    def book(**cfg):
+        f = Fusion(cat, dataclasses.replace(default_fusion_config(), **cfg))
+        run(f, seen(1, 1.0, ("OIL", 1.0)), weighed(1.6, 1665.4), found)
+        return f.basket.counts()
+
+    assert book(vision_tail_prob=0.03, extra_runner_up_ranks=3) == {"OIL": 1, "YOG_LIGHT": 1}
+    assert book(vision_tail_prob=0.0, extra_runner_up_ranks=3) == {"OIL": 1, "WIPES": 1}   # a tempered tail label
+    assert book(vision_tail_prob=0.03, extra_runner_up_ranks=8) == {"OIL": 1, "WIPES": 1}  # the whole tail as runners-up

@@ -636,10 +636,12 @@ class Fusion:
     def _vision_dist(self, cands: Candidates) -> dict[str, float]:
         """Top-k probabilities -- their odds tempered by ``vision_temperature`` (p^(1/T), keeping
         their total) -- with the remaining mass spread over the rest of the catalogue, mixed with
-        ``vision_floor`` of a uniform prior (confidently wrong vision stays correctable)."""
+        ``vision_floor`` of a uniform prior (confidently wrong vision stays correctable). Top-k
+        SKUs below ``vision_tail_prob`` count with the rest: tempering would lift them far above
+        every unranked SKU on no evidence."""
         n = len(self.catalog)
         phi = self.config.vision_floor
-        top = dict(cands)
+        top = dict(self._ranked(cands))
         mass = sum(top.values())
         t = self.config.vision_temperature
         if t != 1.0 and len(top) > 1:
@@ -648,6 +650,20 @@ class Fusion:
             top = {s: q * scale for s, q in tempered.items()}
         rest = max(0.0, 1.0 - mass) / (n - len(top)) if n > len(top) else 0.0
         return {p.sku: (1 - phi) * top.get(p.sku, rest) + phi / n for p in self.catalog}
+
+    def _ranked(self, cands: Candidates) -> Candidates:
+        """The candidates that count as what a track looks like: its top SKU, those it gives at
+        least ``vision_tail_prob``, and look-alikes of these however low (look-alikes split a look
+        among themselves, so a low rank among them is still evidence). The rest of a top-k list
+        is noise."""
+        tail = self.config.vision_tail_prob
+        if tail <= 0.0 or not cands:
+            return cands
+        kept = {s for i, (s, q) in enumerate(cands) if i == 0 or q >= tail}
+        alike = set(kept)
+        for s in kept:
+            alike.update(self.catalog.lookalikes(s))
+        return tuple((s, q) for s, q in cands if s in alike)
 
     def _count_log_prior(self, n: int) -> float:
         r, k = self.config.multi_unit_prior, self.config.max_qty_per_track
@@ -691,9 +707,9 @@ class Fusion:
     def _add_options(self, v: _Vision, delta_g: float, n_tracks: int) -> list[Option]:
         cfg = self.config
         dist = self._vision_dist(v.candidates)
-        labels = [s for s, _ in v.candidates]
+        labels = [s for s, _ in self._ranked(v.candidates)]
         if not v.ev.in_place:  # a track found in place can only be what it looks like, or nothing
-            for s, _ in v.candidates:
+            for s in list(labels):
                 labels += self.catalog.lookalikes(s)
             if n_tracks == 1:
                 labels += self._weight_fits(abs(delta_g))
@@ -736,13 +752,15 @@ class Fusion:
         """Where an extra unit (one no track carried) comes from: half a uniform prior, half the
         tracks' vision, and ``extra_runner_up_share`` of it from the tracks' runners-up -- two
         products carried in under one box are one track that looks like the bigger of them, and
-        the other one is what it looks like next, however unlikely its posterior makes it."""
+        the other one is what it looks like next (ranks 2 to ``extra_runner_up_ranks``), however
+        unlikely its posterior makes it."""
         n = len(self.catalog)
         if tracks:
             dists = [self._vision_dist(v.candidates) for v in tracks]
             prior = {p.sku: 0.5 / n + 0.5 * sum(d[p.sku] for d in dists) / len(dists) for p in self.catalog}
             beta = self.config.extra_runner_up_share
-            runners = [[s for s, _ in v.candidates[1:]] for v in tracks if len(v.candidates) > 1]
+            ranks = self.config.extra_runner_up_ranks  # what the box looks like next, not its whole tail
+            runners = [r for r in ([s for s, _ in v.candidates[1:ranks]] for v in tracks) if r]
             if beta > 0 and runners:
                 prior = {s: (1 - beta) * q for s, q in prior.items()}
                 for r in runners:
