@@ -268,6 +268,7 @@ class Pipeline:
         self._floor: dict[int, tuple[float, float]] = {}  # last floor position of each track
         self._matched_run: dict[int, int] = {}   # consecutive frames each track was matched
         self._looks: dict[int, tuple[str, int, str, int]] = {}  # reported look SKU, frames it has differed, weak run
+        self._look_memo: tuple[Any, dict[int, tuple[tuple[str, float], ...]]] = (None, {})  # this frame's looks by detection
         # After a restart: the weight journaled with the restored basket, checked against the
         # first baseline the weight detector learns (see _check_resume).
         self._resume_weight_g = resume_weight_g
@@ -480,16 +481,24 @@ class Pipeline:
 
     def _look(self, obs: Observations, det: int) -> tuple[tuple[str, float], ...]:
         """Top-k SKUs of one detection: the softmax of its gallery similarities at the tracker's
-        SKU temperature (the per-frame term of the track posterior)."""
+        SKU temperature (the per-frame term of the track posterior). Computed once per detection
+        and frame: the census and the look change both ask."""
         if det < 0 or obs.sku_similarity is None or not self.skus:
             return ()
+        if self._look_memo[0] is not obs:
+            self._look_memo = (obs, {})
+        memo = self._look_memo[1]
+        if det in memo:
+            return memo[det]
         s = obs.sku_similarity[det].astype(np.float64) / self.cfg.tracker.sku_temperature
-        if not np.any(s):
-            return ()
-        p = np.exp(s - s.max())
-        p /= p.sum()
-        top = np.argsort(-p, kind="stable")[: self.cfg.tracker.sku_top_k]
-        return tuple((self.skus[j], float(p[j])) for j in top if p[j] > 0)
+        look: tuple[tuple[str, float], ...] = ()
+        if np.any(s):
+            p = np.exp(s - s.max())
+            p /= p.sum()
+            top = np.argsort(-p, kind="stable")[: self.cfg.tracker.sku_top_k]
+            look = tuple((self.skus[j], float(p[j])) for j in top if p[j] > 0)
+        memo[det] = look
+        return look
 
     def _update_floor(self, tracks: Any, depth: np.ndarray | None, frame: Frame) -> None:
         """Each matched item track's place on the normalised basket floor, from its box centre,

@@ -389,6 +389,7 @@ class Fusion:
         self._pool.clear()
         self._episodes.clear()
         self._floor_history.clear()
+        self._census.clear()  # surpluses over the old basket
         return self.basket.clear()
 
     # =========================================================================================
