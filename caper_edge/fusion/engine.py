@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..basket import Basket
-from ..catalog import Catalog
+from ..catalog import Catalog, Product
 from ..config import FusionConfig, default_table, from_table
 from ..events import Event
 from .explain import Explanation, Option, PoolItem, explain
@@ -51,7 +51,6 @@ __all__ = ["Fusion", "MODES", "default_fusion_config"]
 MODES = ("fusion", "vision_only", "weight_only")
 _NS = 1_000_000_000
 _MAX_TRACKS = 3  # tracks explained jointly in one episode; more are treated as duplicates
-_CENSUS_KEEP_S = 10.0  # census frames kept (longer than any unseen hold)
 _FLOOR_HISTORY = 64  # position changes kept per booked track (a few seconds of a moving one)
 
 
@@ -125,8 +124,8 @@ class Fusion:
         # Weight changes (by t_start_ns) cancelled against each other: later reports of the same
         # change are stale and must not open a new episode.
         self._cancelled_starts: deque[int] = deque(maxlen=64)
-        # The census (census_units): per frame, (t_ns, {sku: n}) for the SKUs of which more resting
-        # products were seen confidently than the basket holds.
+        # The census (census_units) of the last census_min_s: per frame, (t_ns, {sku: n}) for the
+        # SKUs of which more resting products were seen confidently than the basket holds.
         self._census: deque[tuple[int, dict[str, int]]] = deque()
         # Tracks whose item fusion put into the basket (and has not taken out): their zone
         # flicker (a hand's shadow in the depth, an occlusion) must not read as new items.
@@ -323,16 +322,14 @@ class Fusion:
 
     def set_census(self, t_ns: int, counts: dict[str, int]) -> None:
         """This frame's census: the resting products inside the basket seen confidently, per SKU
-        (the replay loop counts them). Fusion keeps the surplus over the basket for a few seconds:
-        an add no track carried in may be the SKU seen more often than booked (``census_units``)."""
+        (the replay loop counts them). Fusion keeps the surplus over the basket for the last
+        ``census_min_s``: an add no track carried in may be the SKU seen more often than booked
+        (``census_units``). Ignored in the ablation modes."""
         if not self.config.census_units or self.mode != "fusion":
             return
-        surplus = {}
-        for sku, n in counts.items():
-            if n > 0 and n > self.basket.qty(sku):
-                surplus[sku] = n - self.basket.qty(sku)
+        surplus = {sku: extra for sku, n in counts.items() if (extra := n - self.basket.qty(sku)) > 0}
         self._census.append((int(t_ns), surplus))
-        horizon = int(t_ns) - int(_CENSUS_KEEP_S * _NS)
+        horizon = int(t_ns) - int(self.config.census_min_s * _NS)
         while self._census and self._census[0][0] < horizon:
             self._census.popleft()
 
@@ -361,11 +358,7 @@ class Fusion:
         return next((pos for t, pos in reversed(hist) if t <= t_ns), hist[0][1])
 
     def pending_track_ids(self) -> set[int]:
-        ids = {v.ev.track_id for v in self._pool}
-        for ep in self._episodes:
-            if not ep.committed:
-                ids.update(v.ev.track_id for v in ep.vision)
-        return ids
+        return {v.ev.track_id for v in self._pending_vision()}
 
     def tick(self, t_ns: int) -> list[Event]:
         """Advance the stream clock to ``t_ns``; returns the decisions that timed out."""
@@ -529,8 +522,8 @@ class Fusion:
         then commit it as unseen. Confident entering tracks of it that brought nothing are
         unconfirmed items."""
         cfg = self.config
-        if ep.sign > 0 and cfg.census_units and self.mode == "fusion":
-            counted = self._census_unit(ep)
+        if ep.sign > 0:
+            counted = self._census_unit(ep)  # None unless the census is fed (census_units, fusion mode)
             if counted is not None:
                 return self._after_commit(ep, self._commit_census(ep, *counted))
         if waited < (cfg.unseen_hold_s if ep.sign > 0 else cfg.unseen_removal_hold_s) * _NS:
@@ -742,12 +735,18 @@ class Fusion:
         cfg = self.config
         scored = []
         for p in self._by_weight:
-            best = min(abs(target_g - n * p.weight_g) / math.sqrt(cfg.scale_noise_g ** 2 + n * p.weight_std_g ** 2
-                                                                    + (cfg.relative_error * target_g) ** 2)
-                       for n in range(1, cfg.max_qty_per_track + 1))
+            best = min(self._fit_z(target_g, p, n) for n in range(1, cfg.max_qty_per_track + 1))
             scored.append((best, p.sku))
         scored.sort()
         return [s for z, s in scored[: cfg.weight_candidates] if z <= cfg.z_prune]
+
+    def _fit_z(self, target_g: float, product: Product, n: int, extra_var_g2: float = 0.0) -> float:
+        """How many standard deviations ``n`` units of ``product`` lie from ``target_g``: scale
+        noise, the units' spread, the relative error and ``extra_var_g2`` (a measured change's own
+        variance) together."""
+        cfg = self.config
+        var = cfg.scale_noise_g ** 2 + n * product.weight_std_g ** 2 + (cfg.relative_error * target_g) ** 2 + extra_var_g2
+        return abs(target_g - n * product.weight_g) / math.sqrt(var)
 
     def _add_pool(self, tracks: list[_Vision]) -> list[PoolItem]:
         """Where an extra unit (one no track carried) comes from: half a uniform prior, half the
@@ -923,17 +922,17 @@ class Fusion:
             for sku, n in surplus.items():
                 if n > pending[sku]:
                     seen[sku] += 1
-        best = None
+        fits = []
         for sku, k in seen.items():
             share = k / len(frames)
-            if share < cfg.census_min_share or sku not in self.catalog:
-                continue
-            product = self.catalog[sku]
-            sd = math.sqrt(product.weight_std_g ** 2 + self._sigma(w) ** 2 + (cfg.relative_error * w.delta_g) ** 2)
-            z = abs(w.delta_g - product.weight_g) / sd
-            if z <= cfg.z_prune / 2 and (best is None or (share, -z) > (best[1], -best[3])):
-                best = (sku, share, len(frames), z)
-        return None if best is None else best[:3]
+            if share >= cfg.census_min_share and sku in self.catalog:
+                z = self._fit_z(w.delta_g, self.catalog[sku], 1, w.sigma_g ** 2)
+                if z <= cfg.z_prune / 2:
+                    fits.append((share, -z, sku))
+        if not fits:
+            return None
+        share, _z, sku = max(fits)
+        return sku, share, len(frames)
 
     def _pending_vision(self) -> list[_Vision]:
         out = list(self._pool)
