@@ -517,6 +517,13 @@ class FusionConfig:
     census_min_prob: float
     census_min_s: float
     census_min_share: float
+    glimpse_units: bool
+    """An add no track accounts for is booked as the SKU that item detections no confirmed track
+    took (a product carried in too fast or too hidden for a track to start) confidently showed
+    around it, when the weight fits one unit of it."""
+    glimpse_min_prob: float
+    glimpse_min_frames: int
+    glimpse_max_iou: float
     refound_gap_s: float
     look_change_min_prob: float
     look_change_max_old: float
@@ -546,7 +553,7 @@ class FusionConfig:
             check(getattr(self, key) >= 0.0, f"fusion.{key}", getattr(self, key), "a number >= 0")
         for key in ("commit_posterior", "mismatch_vision_min", "absorb_min_prob", "look_change_min_prob", "look_change_max_old",
                     "vision_tail_prob",
-                    "census_min_prob", "census_min_share"):
+                    "census_min_prob", "census_min_share", "glimpse_min_prob", "glimpse_max_iou"):
             check(0.0 <= getattr(self, key) <= 1.0, f"fusion.{key}", getattr(self, key), "a probability in [0, 1]")
         for key in ("multi_unit_prior", "extra_unit_prior", "spurious_track_prior", "in_place_spurious_prior", "reentry_spurious_prior",
                     "outlier_prior"):
@@ -557,6 +564,7 @@ class FusionConfig:
         check(0.0 <= self.vision_miss_rate < 1.0, "fusion.vision_miss_rate", self.vision_miss_rate, "a probability in [0, 1)")
         check(self.z_prune >= 2.0, "fusion.z_prune", self.z_prune, "standard deviations >= 2")
         check(self.cancel_sigmas > 0.0, "fusion.cancel_sigmas", self.cancel_sigmas, "standard deviations > 0")
+        check(self.glimpse_min_frames >= 1, "fusion.glimpse_min_frames", self.glimpse_min_frames, "frames >= 1")
         check(1 <= self.max_units <= 8, "fusion.max_units", self.max_units, "an integer in 1..8")
         check(1 <= self.max_qty_per_track <= self.max_units, "fusion.max_qty_per_track", self.max_qty_per_track,
               f"an integer in 1..max_units ({self.max_units})")

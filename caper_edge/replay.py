@@ -346,6 +346,8 @@ class Pipeline:
                 self._floor = {k: v for k, v in self._floor.items() if k in alive}
         if self.cfg.fusion.census_units:
             self.fusion.set_census(frame.t_ns, self._census(tracks, obs))
+        if self.cfg.fusion.glimpse_units:
+            self.fusion.add_glimpses(frame.t_ns, self._glimpses(tracks, obs))
         vis_events += self._refound(tracks, obs, frame.t_ns, {e.track_id for e in vis_events})
         vis_events += self._vanished(tracks, frame.t_ns)
         t2 = time.perf_counter()
@@ -414,6 +416,30 @@ class Pipeline:
             if look and look[0][1] >= floor:
                 counts[look[0][0]] = counts.get(look[0][0], 0) + 1
         return counts
+
+    def _glimpses(self, tracks: Any, obs: Observations) -> list[tuple[str, float]]:
+        """The item detections of this frame that no confirmed track took, whose look gives one
+        SKU at least ``glimpse_min_prob`` and that overlap no live item track's box (matched
+        in this frame or not: a resting product whose track missed a frame is no glimpse) by more
+        than ``glimpse_max_iou``: (SKU, probability) each (fusion's glimpses)."""
+        from .evaluation.metrics import box_iou
+
+        f = self.cfg.fusion
+        taken = {int(i) for i in tracks.det_index if i >= 0}
+        looks = []
+        for i in np.flatnonzero(obs.class_id == ITEM_CLASS):
+            if int(i) not in taken:
+                look = self._look(obs, int(i))
+                if look and look[0][1] >= f.glimpse_min_prob:
+                    looks.append((int(i), look[0]))
+        if not looks:
+            return []
+        every = self.tracker.all_tracks()
+        items = every.xyxy[every.class_id == ITEM_CLASS]
+        if not len(items):
+            return [look for _, look in looks]
+        iou = box_iou(obs.xyxy[[i for i, _ in looks]], items).max(axis=1)
+        return [look for (_, look), o in zip(looks, iou) if o <= f.glimpse_max_iou]
 
     def _look_changed(self, tid: int, look: tuple[tuple[str, float], ...]) -> bool:
         """True once when a track's current look has shown another SKU than its reported one for

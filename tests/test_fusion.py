@@ -809,6 +809,98 @@ def test_census_off_keeps_the_alarm():
     assert summary(events) == [("unexpected_weight", "JAM", 1)]
 
 
+def test_of_many_tracks_found_in_place_the_confident_ones_are_explained(fusion):
+    # Four tracks found in place around one rise (hands and boxes shuffling, unseen busy seed
+    # 7002): three vague ones first, then the product put down, seen at 1.0. Only three tracks
+    # are explained jointly; the confident one must be among them, so the tuna is booked on its
+    # own track, not as a unit nobody saw.
+    found = [VisionEvent("entered", 1, ns(1.0), ns(1.0), (("YOG", 0.55), ("YOG_LIGHT", 0.45)), in_place=True),
+             VisionEvent("entered", 2, ns(1.05), ns(1.05), (("RICE", 0.5), ("SUGAR", 0.5)), in_place=True),
+             VisionEvent("entered", 3, ns(1.1), ns(1.1), (("JAM", 0.6), ("OIL", 0.4)), in_place=True),
+             VisionEvent("entered", 4, ns(1.3), ns(1.3), (("TUNA", 1.0),), in_place=True)]
+    events = run(fusion, *found, weighed(1.0, 185.2))
+    assert summary(events) == [("item_added", "TUNA", 1)]
+    assert events[0].track_id == 4
+
+
+def glimpse_run(fusion: Fusion, change: WeightChange, glimpses, until: float = 8.0, extra=()) -> list:
+    """One weight change (and ``extra`` vision events at their decision times), then 30 frames a
+    second to ``until``, each with ``glimpses(t)`` (the (SKU, probability) of detections no
+    confirmed track took) passed to fusion before the tick."""
+    events = []
+    t = 0
+    todo = sorted([change, *extra], key=lambda x: x.t_decided_ns if isinstance(x, WeightChange) else x.decided_t_ns)
+    while t < until * S:
+        t += S // 30
+        while todo and t >= (todo[0].t_decided_ns if isinstance(todo[0], WeightChange) else todo[0].decided_t_ns):
+            x = todo.pop(0)
+            events += fusion.on_weight(x) if isinstance(x, WeightChange) else fusion.on_vision(x)
+        fusion.add_glimpses(t, glimpses(t / S))
+        events += fusion.tick(t)
+    return events
+
+
+def test_glimpses_book_a_product_carried_in_too_fast_for_a_track(fusion):
+    # A jam carried in over the rim, half hidden by the hand: its boxes jump from frame to frame
+    # and no track is confirmed, so the rise has no vision and would be a shrink alarm. The
+    # detections no track took looked like jam for a few frames before the weight moved: the
+    # rise is the jam, booked add_pair_after_s (0.6 s) after the settled change came, no track.
+    events = glimpse_run(fusion, weighed(1.0, 691.0), lambda t: [("JAM", 0.9)] if 0.5 <= t <= 0.7 else [])
+    assert summary(events) == [("item_added", "JAM", 1)]
+    added = events[0]
+    assert added.track_id is None and added.t_ns == ns(1.6)
+    assert added.extras["evidence"]["glimpse"]["sku"] == "JAM"
+    assert added.extras["evidence"]["glimpse"]["frames"] >= 2
+    assert 2.4 <= added.extras["t_decided_ns"] / S <= 2.5   # the settled change reached fusion at 1.8 s
+    assert added.confidence == pytest.approx(0.9)
+    assert fusion.basket.counts() == {"JAM": 1}
+
+
+def test_glimpses_that_do_not_fit_or_are_too_few_or_too_late_keep_the_alarm():
+    # A tuna glimpsed does not weigh like the rise; one frame of jam can be a hand's edge; jam
+    # glimpsed only after the weight settled is not what was put down.
+    cases = {
+        "another weight": lambda t: [("TUNA", 0.95)] if 0.5 <= t <= 0.7 else [],
+        "one frame": lambda t: [("JAM", 0.95)] if 0.5 <= t < 0.52 else [],
+        "after it settled": lambda t: [("JAM", 0.95)] if 1.7 <= t <= 2.0 else [],
+    }
+    for what, glimpses in cases.items():
+        f = Fusion(CATALOG)
+        events = glimpse_run(f, weighed(1.0, 691.0), glimpses)
+        assert summary(events) == [("unexpected_weight", "JAM", 1)], what
+        assert f.basket.counts() == {}, what
+
+
+def test_glimpses_before_pair_before_s_do_not_count():
+    # Glimpses of a jam 2.5 s before the rise started (pair_before_s is 2 s): that jam went
+    # somewhere else; the rise stays an alarm. The same glimpses 1.5 s before count.
+    def book(t0):
+        f = Fusion(CATALOG)
+        events = glimpse_run(f, weighed(3.0, 691.0), lambda t: [("JAM", 0.9)] if t0 <= t <= t0 + 0.2 else [])
+        return summary(events)
+
+    assert book(0.3) == [("unexpected_weight", "JAM", 1)]
+    assert book(1.3) == [("item_added", "JAM", 1)]
+
+
+def test_a_track_that_arrives_in_time_wins_over_glimpses(fusion):
+    # The jam's own track is found in place 0.3 s after the weight settled: the add is that
+    # track's, as without glimpses (the glimpses wait add_pair_after_s for it).
+    found = VisionEvent("entered", 4, ns(1.9), ns(1.9), (("JAM", 0.97),), in_place=True)
+    events = glimpse_run(fusion, weighed(1.0, 691.0), lambda t: [("JAM", 0.9)] if 0.5 <= t <= 0.7 else [],
+                         extra=(found,))
+    assert summary(events) == [("item_added", "JAM", 1)]
+    assert events[0].track_id == 4 and "glimpse" not in events[0].extras["evidence"]
+
+
+def test_glimpses_off_or_in_an_ablation_keep_the_alarm():
+    for f in (Fusion(CATALOG, dataclasses.replace(default_fusion_config(), glimpse_units=False)),
+              Fusion(CATALOG, mode="vision_only"), Fusion(CATALOG, mode="weight_only")):
+        events = glimpse_run(f, weighed(1.0, 691.0), lambda t: [("JAM", 0.9)] if 0.5 <= t <= 0.7 else [])
+        assert not any("glimpse" in e.extras.get("evidence", {}) for e in events)
+        assert f.mode != "fusion" or summary(events) == [("unexpected_weight", "JAM", 1)]
+
+
 def test_a_weigh_alike_in_a_tracks_tail_does_not_name_the_product_under_the_box():
     # An oil carried in with a yoghurt light (425 g) under its box: the carried track sees the
     # oil, and a track found in place also looks like the oil, with baby wipes (421 g) ranked

@@ -157,3 +157,36 @@ def test_census_counts_confident_resting_products_inside_the_basket():
     assert pipe._census(tracks, obs) == {"A": 2, "B": 1}
     unsure = SimpleNamespace(sku_similarity=np.array([[0.01, 0.0, 0.0]] * 6, np.float32))
     assert pipe._census(tracks, unsure) == {}
+
+
+def test_glimpses_are_confident_item_detections_no_track_took_or_covers():
+    """Pipeline._glimpses (fusion's glimpses): the item detections no confirmed track took this
+    frame, whose look gives one SKU at least glimpse_min_prob, overlapping no live item track's
+    box (matched this frame or lost) by more than glimpse_max_iou."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    pipe = _pipe()
+    peaked = lambda j: [10.0 if k == j else 0.0 for k in range(3)]  # noqa: E731
+    boxes = [[0, 0, 100, 100],      # 0: A, taken by track 1
+             [300, 300, 380, 400],  # 1: B, free and far from every track: a glimpse
+             [200, 0, 260, 80],     # 2: C, free, but where lost track 2 lies
+             [400, 0, 500, 90],     # 3: a hand
+             [0, 300, 90, 390],     # 4: free, but no SKU stands out
+             [5, 5, 100, 100]]      # 5: A again, a second box on track 1's product
+    obs = SimpleNamespace(xyxy=np.array(boxes, np.float32), class_id=np.array([0, 0, 0, 1, 0, 0], np.int32),
+                          sku_similarity=np.array([peaked(0), peaked(1), peaked(2), [0.0] * 3, [0.01, 0.0, 0.0], peaked(0)],
+                                                  np.float32))
+    matched = SimpleNamespace(det_index=np.array([0, 3], np.int32), class_id=np.array([0, 1], np.int32),
+                              xyxy=np.array([boxes[0], boxes[3]], np.float32))
+    live = SimpleNamespace(xyxy=np.array([boxes[0], [198, 2, 262, 82], boxes[3]], np.float32),
+                           class_id=np.array([0, 0, 1], np.int32))
+    pipe.tracker = SimpleNamespace(all_tracks=lambda: live)
+    got = pipe._glimpses(matched, obs)
+    assert [sku for sku, _ in got] == ["B"] and got[0][1] > 0.99
+    # no track at all: every confident free item detection is a glimpse
+    pipe.tracker = SimpleNamespace(all_tracks=lambda: SimpleNamespace(xyxy=np.zeros((0, 4), np.float32),
+                                                                      class_id=np.zeros(0, np.int32)))
+    none_taken = SimpleNamespace(det_index=np.zeros(0, np.int32))
+    assert [sku for sku, _ in pipe._glimpses(none_taken, obs)] == ["A", "B", "C", "A"]

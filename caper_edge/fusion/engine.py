@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,6 +127,9 @@ class Fusion:
         # The census (census_units) of the last census_min_s: per frame, (t_ns, {sku: n}) for the
         # SKUs of which more resting products were seen confidently than the basket holds.
         self._census: deque[tuple[int, dict[str, int]]] = deque()
+        # Glimpses (glimpse_units): (t_ns, sku, probability) of item detections no confirmed
+        # track took (see add_glimpses for how long they are kept).
+        self._glimpses: deque[tuple[int, str, float]] = deque()
         # Tracks whose item fusion put into the basket (and has not taken out): their zone
         # flicker (a hand's shadow in the depth, an occlusion) must not read as new items.
         self._basket_version = 0
@@ -333,6 +336,23 @@ class Fusion:
         while self._census and self._census[0][0] < horizon:
             self._census.popleft()
 
+    def add_glimpses(self, t_ns: int, looks: Sequence[tuple[str, float]]) -> None:
+        """This frame's glimpses: the top SKU and its probability of each item detection that no
+        confirmed track took (the replay loop lists those whose look reaches
+        ``glimpse_min_prob``). An add no track accounts for may be the SKU glimpsed around it
+        (``glimpse_units``). Ignored in the ablation modes."""
+        if not self.config.glimpse_units or self.mode != "fusion":
+            return
+        for sku, p in looks:
+            self._glimpses.append((int(t_ns), sku, float(p)))
+        # Kept as long as a track's transition waits for its weight change (a change is reported
+        # once it settles), and back to pair_before_s before every undecided change's start.
+        cfg = self.config
+        starts = [ep.weight.t_start_ns - int(cfg.pair_before_s * _NS) for ep in self._episodes if not ep.committed]
+        horizon = min([int(t_ns) - int(max(cfg.weight_wait_s, cfg.pair_before_s) * _NS), *starts])
+        while self._glimpses and self._glimpses[0][0] < horizon:
+            self._glimpses.popleft()
+
     def booked_track_ids(self) -> set[int]:
         """Tracks whose items are in the basket (the replay loop watches them vanish)."""
         return set(self._tracks_in)
@@ -383,6 +403,7 @@ class Fusion:
         self._episodes.clear()
         self._floor_history.clear()
         self._census.clear()  # surpluses over the old basket
+        self._glimpses.clear()
         return self.basket.clear()
 
     # =========================================================================================
@@ -523,6 +544,9 @@ class Fusion:
         unconfirmed items."""
         cfg = self.config
         if ep.sign > 0:
+            glimpsed = self._glimpse_unit(ep) if waited >= cfg.add_pair_after_s * _NS else None
+            if glimpsed is not None:  # (None unless glimpses are fed: glimpse_units, fusion mode)
+                return self._after_commit(ep, self._commit_glimpse(ep, *glimpsed))
             counted = self._census_unit(ep)  # None unless the census is fed (census_units, fusion mode)
             if counted is not None:
                 return self._after_commit(ep, self._commit_census(ep, *counted))
@@ -668,14 +692,18 @@ class Fusion:
         track (its strongest: carried in, then found in place, then a booked item seen again; the
         latest among equals -- a track that flickered out and back is one track), then the
         _MAX_TRACKS strongest of those. For a removal, among equally weak ones, tracks that
-        brought a line of the basket in come first: their leaving names the product. The rest
-        are taken for duplicates and consumed with the episode."""
+        brought a line of the basket in come first: their leaving names the product; then, for
+        either sign, the more confident look (a product found in place and seen at 1.0 is
+        better evidence than an earlier one seen at 0.5 -- unseen busy seed 7002, five tracks
+        at once); then the earlier. The rest are taken for duplicates and consumed with the
+        episode."""
         per_track: dict[int, _Vision] = {}
         for v in sorted(ep.vision, key=lambda v: (self._spurious(v), -v.ev.t_ns)):
             per_track.setdefault(v.ev.track_id, v)
         removal = ep.sign < 0
         ranked = sorted(per_track.values(), key=lambda v: (
-            self._spurious(v), not (removal and self._booked(v.ev.track_id)), v.ev.t_ns, v.ev.track_id))
+            self._spurious(v), not (removal and self._booked(v.ev.track_id)),
+            -(v.candidates[0][1] if v.candidates else 0.0), v.ev.t_ns, v.ev.track_id))
         return sorted(ranked[:_MAX_TRACKS], key=lambda v: (v.ev.t_ns, v.ev.track_id))
 
     def _booked(self, track_id: int) -> set[str]:
@@ -933,6 +961,44 @@ class Fusion:
             return None
         share, _z, sku = max(fits)
         return sku, share, len(frames)
+
+    def _glimpse_unit(self, ep: _Episode) -> tuple[str, int, float] | None:
+        """``(sku, frames, probability)`` when, from ``pair_before_s`` before the rise started
+        until it settled, one SKU was glimpsed (:meth:`add_glimpses`) in at least
+        ``glimpse_min_frames`` frames and one unit of it fits the rise within ``z_prune / 2``
+        combined standard deviations; the SKU glimpsed in the most frames, then the best fit;
+        ``probability`` is its glimpses' mean. Else None."""
+        cfg = self.config
+        w = ep.weight
+        lo, hi = w.t_start_ns - int(cfg.pair_before_s * _NS), w.t_settled_ns
+        frames: dict[str, set[int]] = {}
+        probs: dict[str, list[float]] = {}
+        for t, sku, p in self._glimpses:
+            if lo <= t <= hi and sku in self.catalog:
+                frames.setdefault(sku, set()).add(t)
+                probs.setdefault(sku, []).append(p)
+        fits = []
+        for sku, ts in frames.items():
+            if len(ts) >= cfg.glimpse_min_frames:
+                z = self._fit_z(w.delta_g, self.catalog[sku], 1, w.sigma_g ** 2)
+                if z <= cfg.z_prune / 2:
+                    fits.append((len(ts), -z, sku))
+        if not fits:
+            return None
+        n, _z, sku = max(fits)
+        return sku, n, sum(probs[sku]) / len(probs[sku])
+
+    def _commit_glimpse(self, ep: _Episode, sku: str, frames: int, prob: float) -> list[Event]:
+        """Book an add no track accounts for as the SKU glimpsed around it."""
+        ep.committed = True
+        w = ep.weight
+        evidence = self._evidence(ep, self._explain(ep, use_vision=False))
+        evidence["glimpse"] = {"sku": sku, "frames": frames, "prob": round(prob, 3)}
+        ep.units[sku] += 1
+        ep.untracked = Counter({sku: 1})
+        ep.unit_conf[sku] = prob
+        self.stats["glimpse_units"] += 1
+        return [self._apply(1, sku, 1, prob, w.delta_g, None, w.t_settled_ns, evidence)]
 
     def _pending_vision(self) -> list[_Vision]:
         out = list(self._pool)
