@@ -344,10 +344,11 @@ class Pipeline:
                 self._last_seen = {k: v for k, v in self._last_seen.items() if k in alive}
                 self._looks = {k: v for k, v in self._looks.items() if k in alive}
                 self._floor = {k: v for k, v in self._floor.items() if k in alive}
-        if self.cfg.fusion.census_units:
-            self.fusion.set_census(frame.t_ns, self._census(tracks, obs))
-        if self.cfg.fusion.glimpse_units:
-            self.fusion.add_glimpses(frame.t_ns, self._glimpses(tracks, obs))
+        if self.fusion.mode == "fusion":  # the ablations take neither
+            if self.cfg.fusion.census_units:
+                self.fusion.set_census(frame.t_ns, self._census(tracks, obs))
+            if self.cfg.fusion.glimpse_units:
+                self.fusion.add_glimpses(frame.t_ns, self._glimpses(tracks, obs))
         vis_events += self._refound(tracks, obs, frame.t_ns, {e.track_id for e in vis_events})
         vis_events += self._vanished(tracks, frame.t_ns)
         t2 = time.perf_counter()

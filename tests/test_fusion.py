@@ -750,20 +750,29 @@ def test_removal_is_placed_where_the_leaving_track_was_lifted_from():
     assert fusion.basket.counts() == {"SUGAR": 1}
 
 
-def census_run(fusion: Fusion, change: WeightChange, census, until: float = 8.0) -> list:
-    """One weight change, then 30 frames a second to ``until``, each with ``census(t)`` (the
-    resting products seen confidently, per SKU) passed to fusion before the tick."""
+def frames_run(fusion: Fusion, inputs, each_frame, until: float = 8.0) -> list:
+    """Weight changes and vision events fed at their decision times, on a clock of 30 frames a
+    second up to ``until``, with ``each_frame(t_ns)`` (what the replay loop passes fusion every
+    frame) called before each tick."""
+    def t_of(x):
+        return x.t_decided_ns if isinstance(x, WeightChange) else x.decided_t_ns
+
     events = []
+    todo = sorted(inputs, key=t_of)
     t = 0
-    fed = False
     while t < until * S:
         t += S // 30
-        if not fed and t >= change.t_decided_ns:
-            events += fusion.on_weight(change)
-            fed = True
-        fusion.set_census(t, census(t / S))
+        while todo and t >= t_of(todo[0]):
+            x = todo.pop(0)
+            events += fusion.on_weight(x) if isinstance(x, WeightChange) else fusion.on_vision(x)
+        each_frame(t)
         events += fusion.tick(t)
     return events
+
+
+def census_run(fusion: Fusion, change: WeightChange, census, until: float = 8.0) -> list:
+    """One weight change with ``census(t)`` (the resting products seen confidently, per SKU) every frame."""
+    return frames_run(fusion, [change], lambda t: fusion.set_census(t, census(t / S)), until)
 
 
 def test_census_books_a_second_unit_put_down_under_the_first_ones_track(fusion):
@@ -824,20 +833,9 @@ def test_of_many_tracks_found_in_place_the_confident_ones_are_explained(fusion):
 
 
 def glimpse_run(fusion: Fusion, change: WeightChange, glimpses, until: float = 8.0, extra=()) -> list:
-    """One weight change (and ``extra`` vision events at their decision times), then 30 frames a
-    second to ``until``, each with ``glimpses(t)`` (the (SKU, probability) of detections no
-    confirmed track took) passed to fusion before the tick."""
-    events = []
-    t = 0
-    todo = sorted([change, *extra], key=lambda x: x.t_decided_ns if isinstance(x, WeightChange) else x.decided_t_ns)
-    while t < until * S:
-        t += S // 30
-        while todo and t >= (todo[0].t_decided_ns if isinstance(todo[0], WeightChange) else todo[0].decided_t_ns):
-            x = todo.pop(0)
-            events += fusion.on_weight(x) if isinstance(x, WeightChange) else fusion.on_vision(x)
-        fusion.add_glimpses(t, glimpses(t / S))
-        events += fusion.tick(t)
-    return events
+    """One weight change (and ``extra`` vision events) with ``glimpses(t)`` (the (SKU, probability)
+    of detections no confirmed track took) every frame."""
+    return frames_run(fusion, [change, *extra], lambda t: fusion.add_glimpses(t, glimpses(t / S)), until)
 
 
 def test_glimpses_book_a_product_carried_in_too_fast_for_a_track(fusion):

@@ -544,12 +544,12 @@ class Fusion:
         unconfirmed items."""
         cfg = self.config
         if ep.sign > 0:
-            glimpsed = self._glimpse_unit(ep) if waited >= cfg.add_pair_after_s * _NS else None
-            if glimpsed is not None:  # (None unless glimpses are fed: glimpse_units, fusion mode)
-                return self._after_commit(ep, self._commit_glimpse(ep, *glimpsed))
-            counted = self._census_unit(ep)  # None unless the census is fed (census_units, fusion mode)
-            if counted is not None:
-                return self._after_commit(ep, self._commit_census(ep, *counted))
+            # Other vision of the product (None unless fed: glimpse_units / census_units, fusion
+            # mode); glimpses give the product's own track add_pair_after_s to arrive first.
+            found = ((self._glimpse_unit(ep) if waited >= cfg.add_pair_after_s * _NS else None)
+                     or self._census_unit(ep))
+            if found is not None:
+                return self._after_commit(ep, self._commit_untracked(ep, *found))
         if waited < (cfg.unseen_hold_s if ep.sign > 0 else cfg.unseen_removal_hold_s) * _NS:
             return []
         partner = self._cancelling_partner(ep)
@@ -930,12 +930,21 @@ class Fusion:
         return [self._event("unexpected_weight", w.t_settled_ns, sku, qty, self._unseen_confidence(), w.delta_g, None,
                             evidence=evidence)]
 
-    def _census_unit(self, ep: _Episode) -> tuple[str, float, int] | None:
-        """``(sku, share, frames)`` when, over the last ``census_min_s`` (all of it after the rise
-        settled), one SKU was counted among the resting products more often than the basket holds
-        it in at least ``census_min_share`` of the frames, discounting products still waiting to
-        be booked with their own tracks, and one unit of it fits the rise within ``z_prune / 2``
-        combined standard deviations; the best such SKU by share, then by fit. Else None."""
+    def _one_unit_z(self, w: WeightChange, sku: str) -> float | None:
+        """How far one unit of ``sku`` lies from the change (combined standard deviations), when
+        it fits within ``z_prune / 2``; else (or an unknown SKU) None."""
+        product = self.catalog.get(sku)
+        if product is None:
+            return None
+        z = self._fit_z(w.delta_g, product, 1, w.sigma_g ** 2)
+        return z if z <= self.config.z_prune / 2 else None
+
+    def _census_unit(self, ep: _Episode) -> tuple[str, float, str, dict] | None:
+        """``(sku, share, "census", evidence)`` when, over the last ``census_min_s`` (all of it
+        after the rise settled), one SKU was counted among the resting products more often than
+        the basket holds it in at least ``census_min_share`` of the frames, discounting products
+        still waiting to be booked with their own tracks, and one unit of it fits the rise
+        (:meth:`_one_unit_z`); the best such SKU by share, then by fit. Else None."""
         cfg = self.config
         w = ep.weight
         t_from = self.now_ns - int(cfg.census_min_s * _NS)
@@ -953,52 +962,51 @@ class Fusion:
         fits = []
         for sku, k in seen.items():
             share = k / len(frames)
-            if share >= cfg.census_min_share and sku in self.catalog:
-                z = self._fit_z(w.delta_g, self.catalog[sku], 1, w.sigma_g ** 2)
-                if z <= cfg.z_prune / 2:
-                    fits.append((share, -z, sku))
+            z = self._one_unit_z(w, sku) if share >= cfg.census_min_share else None
+            if z is not None:
+                fits.append((share, -z, sku))
         if not fits:
             return None
         share, _z, sku = max(fits)
-        return sku, share, len(frames)
+        return sku, share, "census", {"sku": sku, "share": round(share, 3), "frames": len(frames)}
 
-    def _glimpse_unit(self, ep: _Episode) -> tuple[str, int, float] | None:
-        """``(sku, frames, probability)`` when, from ``pair_before_s`` before the rise started
-        until it settled, one SKU was glimpsed (:meth:`add_glimpses`) in at least
-        ``glimpse_min_frames`` frames and one unit of it fits the rise within ``z_prune / 2``
-        combined standard deviations; the SKU glimpsed in the most frames, then the best fit;
-        ``probability`` is its glimpses' mean. Else None."""
+    def _glimpse_unit(self, ep: _Episode) -> tuple[str, float, str, dict] | None:
+        """``(sku, probability, "glimpse", evidence)`` when, from ``pair_before_s`` before the
+        rise started until it settled, one SKU was glimpsed (:meth:`add_glimpses`) in at least
+        ``glimpse_min_frames`` frames and one unit of it fits the rise (:meth:`_one_unit_z`); the
+        SKU glimpsed in the most frames, then the best fit; ``probability`` is its glimpses'
+        mean. Else None."""
         cfg = self.config
         w = ep.weight
         lo, hi = w.t_start_ns - int(cfg.pair_before_s * _NS), w.t_settled_ns
-        frames: dict[str, set[int]] = {}
-        probs: dict[str, list[float]] = {}
+        seen: dict[str, list[tuple[int, float]]] = {}
         for t, sku, p in self._glimpses:
-            if lo <= t <= hi and sku in self.catalog:
-                frames.setdefault(sku, set()).add(t)
-                probs.setdefault(sku, []).append(p)
+            if lo <= t <= hi:
+                seen.setdefault(sku, []).append((t, p))
         fits = []
-        for sku, ts in frames.items():
-            if len(ts) >= cfg.glimpse_min_frames:
-                z = self._fit_z(w.delta_g, self.catalog[sku], 1, w.sigma_g ** 2)
-                if z <= cfg.z_prune / 2:
-                    fits.append((len(ts), -z, sku))
+        for sku, hits in seen.items():
+            frames = len({t for t, _ in hits})
+            z = self._one_unit_z(w, sku) if frames >= cfg.glimpse_min_frames else None
+            if z is not None:
+                fits.append((frames, -z, sku))
         if not fits:
             return None
-        n, _z, sku = max(fits)
-        return sku, n, sum(probs[sku]) / len(probs[sku])
+        frames, _z, sku = max(fits)
+        prob = sum(p for _, p in seen[sku]) / len(seen[sku])
+        return sku, prob, "glimpse", {"sku": sku, "frames": frames, "prob": round(prob, 3)}
 
-    def _commit_glimpse(self, ep: _Episode, sku: str, frames: int, prob: float) -> list[Event]:
-        """Book an add no track accounts for as the SKU glimpsed around it."""
+    def _commit_untracked(self, ep: _Episode, sku: str, confidence: float, kind: str, detail: dict) -> list[Event]:
+        """Book a rise no track accounts for as one unit of ``sku`` on other vision (``kind``:
+        "glimpse" or "census", its ``detail`` under that key of the evidence), no track."""
         ep.committed = True
         w = ep.weight
         evidence = self._evidence(ep, self._explain(ep, use_vision=False))
-        evidence["glimpse"] = {"sku": sku, "frames": frames, "prob": round(prob, 3)}
+        evidence[kind] = detail
         ep.units[sku] += 1
         ep.untracked = Counter({sku: 1})
-        ep.unit_conf[sku] = prob
-        self.stats["glimpse_units"] += 1
-        return [self._apply(1, sku, 1, prob, w.delta_g, None, w.t_settled_ns, evidence)]
+        ep.unit_conf[sku] = confidence
+        self.stats[f"{kind}_units"] += 1
+        return [self._apply(1, sku, 1, confidence, w.delta_g, None, w.t_settled_ns, evidence)]
 
     def _pending_vision(self) -> list[_Vision]:
         out = list(self._pool)
@@ -1006,18 +1014,6 @@ class Fusion:
             if not ep.committed:
                 out += ep.vision
         return out
-
-    def _commit_census(self, ep: _Episode, sku: str, share: float, frames: int) -> list[Event]:
-        """Book an add no track carried in as the SKU the census shows more of than booked."""
-        ep.committed = True
-        w = ep.weight
-        evidence = self._evidence(ep, self._explain(ep, use_vision=False))
-        evidence["census"] = {"sku": sku, "share": round(share, 3), "frames": frames}
-        ep.units[sku] += 1
-        ep.untracked = Counter({sku: 1})
-        ep.unit_conf[sku] = share
-        self.stats["census_units"] += 1
-        return [self._apply(1, sku, 1, share, w.delta_g, None, w.t_settled_ns, evidence)]
 
     def _put_back(self, ep: _Episode, best: Explanation, exps: list[Explanation], evidence: dict) -> list[Event]:
         """An unseen rise that weighs what an unseen removal took out shortly before: the same
