@@ -524,6 +524,10 @@ class FusionConfig:
     glimpse_min_prob: float
     glimpse_min_frames: int
     glimpse_max_iou: float
+    continue_max_dist: float
+    """A track found in place within this distance (fraction of the floor) of where a product
+    carried in, still undecided, went unseen is that product under a new track (0: off)."""
+    continue_max_gap_s: float
     refound_gap_s: float
     look_change_min_prob: float
     look_change_max_old: float
@@ -548,7 +552,7 @@ class FusionConfig:
 
     def __post_init__(self) -> None:
         for key in ("pair_before_s", "add_pair_after_s", "remove_pair_after_s", "absorb_window_s", "unseen_hold_s",
-                    "unseen_removal_hold_s", "swap_window_s", "putback_window_s", "weight_wait_s", "decision_timeout_s", "in_place_max_travel", "refound_gap_s", "entering_hold_s", "census_min_s",
+                    "unseen_removal_hold_s", "swap_window_s", "putback_window_s", "weight_wait_s", "decision_timeout_s", "in_place_max_travel", "refound_gap_s", "entering_hold_s", "census_min_s", "continue_max_dist", "continue_max_gap_s",
                     "scale_noise_g", "relative_error", "resume_tolerance_g"):
             check(getattr(self, key) >= 0.0, f"fusion.{key}", getattr(self, key), "a number >= 0")
         for key in ("commit_posterior", "mismatch_vision_min", "absorb_min_prob", "look_change_min_prob", "look_change_max_old",

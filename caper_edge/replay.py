@@ -18,7 +18,10 @@ diagnostic, labelled as such in every output, and never the default.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -265,7 +268,9 @@ class Pipeline:
         self._first_centre: dict[int, tuple[float, float]] = {}
         self._travel: dict[int, float] = {}
         self._last_seen: dict[int, int] = {}
+        self._born: dict[int, int] = {}  # when each track was first reported
         self._floor: dict[int, tuple[float, float]] = {}  # last floor position of each track
+        self._carried_path: dict[int, deque[tuple[int, tuple[float, float]]]] = {}  # undecided carried tracks' recent floor positions
         self._matched_run: dict[int, int] = {}   # consecutive frames each track was matched
         self._looks: dict[int, tuple[str, int, str, int]] = {}  # reported look SKU, frames it has differed, weak run
         self._look_memo: tuple[Any, dict[int, tuple[tuple[str, float], ...]]] = (None, {})  # this frame's looks by detection
@@ -329,8 +334,13 @@ class Pipeline:
         t1 = time.perf_counter()
         tracks = self.tracker.update(obs.xyxy, obs.score, obs.class_id, embedding=obs.embedding, depth_m=depth,
                                      t_ns=frame.t_ns, sku_similarity=obs.sku_similarity)
+        for tid in tracks.track_id.tolist():
+            self._born.setdefault(tid, frame.t_ns)
         self._update_travel(tracks)
         self._update_floor(tracks, depth, frame)
+        continuing = self.fusion.mode == "fusion" and self.cfg.fusion.continue_max_dist > 0
+        if continuing:
+            self._note_carried(tracks, frame.t_ns)
         pending = self.fusion.pending_track_ids()
         vis_events: list[VisionEvent] = []
         if tracks.transitions or pending:
@@ -342,6 +352,7 @@ class Pipeline:
                 self._first_centre = {k: v for k, v in self._first_centre.items() if k in alive}
                 self._travel = {k: v for k, v in self._travel.items() if k in alive}
                 self._last_seen = {k: v for k, v in self._last_seen.items() if k in alive}
+                self._born = {k: v for k, v in self._born.items() if k in alive}
                 self._looks = {k: v for k, v in self._looks.items() if k in alive}
                 self._floor = {k: v for k, v in self._floor.items() if k in alive}
         if self.fusion.mode == "fusion":  # the ablations take neither
@@ -351,6 +362,8 @@ class Pipeline:
                 self.fusion.add_glimpses(frame.t_ns, self._glimpses(tracks, obs))
         vis_events += self._refound(tracks, obs, frame.t_ns, {e.track_id for e in vis_events})
         vis_events += self._vanished(tracks, frame.t_ns)
+        if continuing:
+            vis_events = self._continuations(vis_events, frame.t_ns)
         t2 = time.perf_counter()
         out: list[Event] = []
         for ev in vis_events:
@@ -402,6 +415,56 @@ class Pipeline:
             if (gap > 0 and last is not None and t_ns - last >= gap) or changed:
                 cands = look or candidates_of(tracks.sku_ids[i], tracks.sku_prob[i], self.skus)
                 out.append(VisionEvent("entered", tid, t_ns, t_ns, cands, in_place=True, floor_uv=self._floor.get(tid)))
+        return out
+
+    def _note_carried(self, tracks: Any, t_ns: int) -> None:
+        """Each frame, where the products carried in whose entry fusion has not decided yet are
+        (their floor positions over the last ``continue_max_gap_s``): where a new track found in
+        place may continue one of them."""
+        carried = self.fusion.pending_carried_ids()
+        self._carried_path = {c: p for c, p in self._carried_path.items() if c in carried}
+        if not carried:
+            return
+        horizon = t_ns - int(self.cfg.fusion.continue_max_gap_s * 1e9)
+        for tid in tracks.track_id.tolist():
+            pos = self._floor.get(tid)
+            if tid in carried and pos is not None:
+                path = self._carried_path.setdefault(tid, deque())
+                if path and path[-1][1] == pos:
+                    path[-1] = (t_ns, pos)  # still there: when it was last there is what ages out
+                else:
+                    path.append((t_ns, pos))
+        for path in self._carried_path.values():
+            while path and path[0][0] < horizon:
+                path.popleft()
+
+    def _continuations(self, events: list[VisionEvent], t_ns: int) -> list[VisionEvent]:
+        """Mark the in-place entry of each *new* track (one the tracker started at most
+        ``continue_max_gap_s`` ago, not an older one found again) that lies within
+        ``continue_max_dist`` of where a product carried in, its entry still undecided, was in
+        the last ``continue_max_gap_s`` as continuing that track (the nearest; each carried
+        track is continued once): the tracker lost the product, or slid its track onto the hand
+        that put it down, and started a new track on it. Resting products the hand passed over
+        keep their tracks (they are found again, not new), so they are not taken for it."""
+        if not self._carried_path:
+            return events
+        fc = self.cfg.fusion
+        born_after = t_ns - int(fc.continue_max_gap_s * 1e9)
+        free = set(self._carried_path)
+        out = []
+        for e in events:
+            if (e.kind == "entered" and e.in_place and e.floor_uv is not None and e.continues is None
+                    and self._born.get(e.track_id, born_after - 1) >= born_after):
+                best: tuple[float, int] | None = None
+                for c in sorted(free - {e.track_id}):
+                    d = min((math.hypot(u - e.floor_uv[0], v - e.floor_uv[1]) for _, (u, v) in self._carried_path[c]),
+                            default=math.inf)
+                    if d <= fc.continue_max_dist and (best is None or d < best[0]):
+                        best = (d, c)
+                if best is not None:
+                    e = dataclasses.replace(e, continues=best[1])
+                    free.discard(best[1])
+            out.append(e)
         return out
 
     def _census(self, tracks: Any, obs: Observations) -> dict[str, int]:

@@ -917,3 +917,54 @@ def test_a_weigh_alike_in_a_tracks_tail_does_not_name_the_product_under_the_box(
     assert book(vision_tail_prob=0.03, extra_runner_up_ranks=4) == {"OIL": 1, "YOG_LIGHT": 1}
     assert book(vision_tail_prob=0.0, extra_runner_up_ranks=4) == {"OIL": 1, "WIPES": 1}   # a tempered tail label
     assert book(vision_tail_prob=0.03, extra_runner_up_ranks=8) == {"OIL": 1, "WIPES": 1}  # the whole tail as runners-up
+
+
+# -- continuations -----------------------------------------------------------------------------
+
+
+def continued(track: int, t: float, of: int, *cands: tuple[str, float]) -> VisionEvent:
+    """A new track found in place at t that the replay loop took for ``of`` (the same product)."""
+    return VisionEvent("entered", track, ns(t), ns(t), tuple(cands), in_place=True, continues=of)
+
+
+@pytest.mark.parametrize("linked", [True, False])
+def test_a_track_found_where_a_carried_product_went_is_that_product(linked):
+    """Unseen busy seed 8004: a 510 g sugar carried in under a blurred look of yoghurt (530 g,
+    0.86; rice 512 g runner-up 0.05), 514 g weighed; its track slid onto the hand and a new track
+    found the sugar resting where it was put down, looking like sugar at 1.0. The two tracks'
+    looks together say sugar; apart, the carried track explained the weight as its runner-up
+    rice (a carried track rarely brings nothing) and the new one as nothing."""
+    f = Fusion(CATALOG)
+    carried = seen(34, 1.0, ("YOG", 0.86), ("RICE", 0.05), ("YOG_LIGHT", 0.03))
+    found = VisionEvent("entered", 36, ns(1.9), ns(1.9), (("SUGAR", 1.0),), in_place=True, continues=34 if linked else None)
+    events = run(f, carried, weighed(1.2, 514.1), found)
+    adds = [(e.type, e.sku, e.track_id) for e in events]
+    if linked:
+        assert adds == [("item_added", "SUGAR", 34)]
+        assert {34, 36} <= f.booked_track_ids() and f.stats["vision_continued"] == 1
+    else:
+        assert ("item_added", "SUGAR", 34) not in adds
+
+
+def test_a_continuation_of_a_decided_entry_is_an_ordinary_in_place_entry(fusion):
+    """The carried entry was booked before the new track was found: nothing to join, the new
+    track is an in-place entry like any other (here: the same product seen again, no event)."""
+    events = run(fusion, seen(1, 1.0, ("JAM", 0.95)), weighed(1.2, 690.5), continued(2, 6.0, 1, ("JAM", 0.99)))
+    assert summary(events) == [("item_added", "JAM", 1)] and fusion.stats["vision_continued"] == 0
+
+
+def test_joint_look_is_the_product_of_both_looks(fusion):
+    joint = dict(fusion._joint_look((("YOG", 0.86), ("RICE", 0.05)), (("SUGAR", 1.0),)))
+    assert max(joint, key=joint.get) == "SUGAR" and sum(joint.values()) <= 1.0 + 1e-9
+    same = dict(fusion._joint_look((("JAM", 0.6), ("OIL", 0.3)), (("JAM", 0.7), ("TUNA", 0.2))))
+    assert same["JAM"] > 0.9
+    assert fusion._joint_look((), (("JAM", 0.7),)) == (("JAM", 0.7),)
+
+
+def test_a_continuation_must_be_an_in_place_entry_of_another_track():
+    with pytest.raises(ValueError, match="continues"):
+        VisionEvent("left", 3, 0, 0, (), in_place=True, continues=2)
+    with pytest.raises(ValueError, match="continues"):
+        VisionEvent("entered", 3, 0, 0, (), in_place=False, continues=2)
+    with pytest.raises(ValueError, match="continues"):
+        VisionEvent("entered", 3, 0, 0, (), in_place=True, continues=3)

@@ -190,3 +190,43 @@ def test_glimpses_are_confident_item_detections_no_track_took_or_covers():
                                                                       class_id=np.zeros(0, np.int32)))
     none_taken = SimpleNamespace(det_index=np.zeros(0, np.int32))
     assert [sku for sku, _ in pipe._glimpses(none_taken, obs)] == ["A", "B", "C", "A"]
+
+
+def test_a_new_track_found_where_an_undecided_carried_product_was_continues_it():
+    """Pipeline._note_carried / _continuations: the in-place entry of a track started in the
+    last continue_max_gap_s, within continue_max_dist of where a product carried in (entry
+    still undecided) lay in that time, continues the nearest such track, once; an older track
+    found again there, one found elsewhere, and any after the gap do not."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from caper_edge.fusion import VisionEvent
+
+    s = 1_000_000_000
+    pipe = _pipe(continue_max_dist=0.05, continue_max_gap_s=3.0)
+    pipe.fusion.on_vision(VisionEvent("entered", 1, 1 * s, 1 * s, (("A", 0.9),)))      # carried in, undecided
+    assert pipe.fusion.pending_carried_ids() == {1}
+    pipe._floor[1] = (0.50, 0.30)
+    pipe._note_carried(SimpleNamespace(track_id=np.array([1])), 2 * s)                 # it lay there at 2 s
+    pipe._floor[1] = (0.30, 0.30)                                                       # then its track slid away
+    pipe._note_carried(SimpleNamespace(track_id=np.array([1])), int(2.5 * s))
+    pipe._born.update({2: int(3.5 * s), 3: int(3.5 * s), 4: 0, 5: int(3.6 * s)})
+
+    def found(tid, uv):
+        return VisionEvent("entered", tid, 4 * s, 4 * s, (("B", 0.9),), in_place=True, floor_uv=uv)
+
+    got = pipe._continuations([found(4, (0.50, 0.30)), found(3, (0.80, 0.80)), found(2, (0.52, 0.31)),
+                               found(5, (0.51, 0.30))], 4 * s)
+    assert [e.continues for e in got] == [None, None, 1, None]   # 4: older; 3: elsewhere; 5: 1 is taken
+    later = pipe._continuations([found(2, (0.52, 0.31))], int(6.6 * s))
+    assert later[0].continues is None                            # born more than 3 s before
+    pipe._note_carried(SimpleNamespace(track_id=np.array([1])), int(6.0 * s))
+    assert [(u, v) for _, (u, v) in pipe._carried_path[1]] == [(0.30, 0.30)]  # 2 s position forgotten
+    off = _pipe(continue_max_dist=0.0)
+    assert off.cfg.fusion.continue_max_dist == 0.0
+
+
+def test_continuation_settings_are_checked():
+    with pytest.raises(ConfigError, match="continue_max_dist"):
+        _pipe(continue_max_dist=-0.1)

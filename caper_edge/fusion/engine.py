@@ -138,6 +138,7 @@ class Fusion:
         # product lay when the weight began to fall is what a removal's centre of pressure measured.
         self._floor_history: dict[int, deque[tuple[int, tuple[float, float]]]] = {}
         self._tracks_in: set[int] = {u.track_id for line in self.basket for u in line.units if u.track_id is not None}
+        self._continued: dict[int, int] = {}  # carried track -> the track found in place that continues it
         self._entering: frozenset[int] = frozenset()  # item tracks crossing into the basket, not yet decided
         # Recent committed adds and removals for the exchange alarm, and
         # recent unseen removals (t_settled_ns, counts) for put-backs.
@@ -194,6 +195,10 @@ class Fusion:
             # product taken over by the first one's track. Weak evidence either way.
             self.stats["vision_reentry"] += 1
             ev = dataclasses.replace(ev, in_place=True)
+        if ev.continues is not None and self.mode == "fusion":
+            joined = self._continue(ev, cands)
+            if joined is not None:
+                return joined + self._due()
         if not ev.in_place and self._is_flicker(ev, cands):
             return self._due()
         v = _Vision(ev, ev.decided_t_ns + int(self.config.weight_wait_s * _NS), cands)
@@ -285,6 +290,51 @@ class Fusion:
             self.stats["vision_flicker_left"] += 1
             return True
         return False
+
+    def _continue(self, ev: VisionEvent, cands: Candidates) -> list[Event] | None:
+        """An in-place entry that continues a carried track whose entry is still undecided (see
+        :class:`VisionEvent` ``continues``): one product under two tracks. The carried entry's
+        look becomes the joint look of both (what the hand hid or blurred, the resting product
+        shows), the new track is not explained on its own, and it joins the booked tracks with
+        the carried one. None when that entry is no longer undecided (then ``ev`` is an ordinary
+        in-place entry)."""
+        c = ev.continues
+        mine = [v for v in self._pool if v.ev.track_id == c and v.ev.kind == ENTERED and not v.ev.in_place]
+        eps = []
+        for ep in self._episodes:
+            if not ep.committed:
+                own = [v for v in ep.vision if v.ev.track_id == c and v.ev.kind == ENTERED and not v.ev.in_place]
+                if own:
+                    mine += own
+                    eps.append(ep)
+        if not mine:
+            return None
+        for v in mine:
+            v.candidates = self._joint_look(v.candidates, cands)
+        self._continued[c] = ev.track_id
+        self.stats["vision_continued"] += 1
+        out: list[Event] = []
+        for ep in eps:
+            out += self._decide(ep)
+        return out
+
+    def _joint_look(self, a: Candidates, b: Candidates) -> Candidates:
+        """Two independent looks at one product: the product of their distributions (each with
+        the vision floor, so a SKU one look missed is not ruled out), renormalised, as
+        candidates (as many as the longer list)."""
+        if not a or not b:
+            return a or b
+        da, db = self._vision_dist(a), self._vision_dist(b)
+        joint = {s: q * db[s] for s, q in da.items()}
+        total = sum(joint.values())
+        if total <= 0.0:
+            return a
+        top = sorted(joint.items(), key=lambda sq: (-sq[1], sq[0]))[: max(len(a), len(b))]
+        return tuple((s, q / total) for s, q in top)
+
+    def pending_carried_ids(self) -> set[int]:
+        """Tracks carried in whose entry is still undecided (candidates for a continuation)."""
+        return {v.ev.track_id for v in self._pending_vision() if v.ev.kind == ENTERED and not v.ev.in_place}
 
     def update_candidates(self, track_id: int, candidates: Candidates,
                           floor_uv: tuple[float, float] | None = None) -> list[Event]:
@@ -404,6 +454,7 @@ class Fusion:
         self._floor_history.clear()
         self._census.clear()  # surpluses over the old basket
         self._glimpses.clear()
+        self._continued.clear()
         return self.basket.clear()
 
     # =========================================================================================
@@ -430,6 +481,9 @@ class Fusion:
         self._recent_adds = [a for a in self._recent_adds if a[0] >= recent]
         self._recent_removals = [r for r in self._recent_removals if r[0] >= recent]
         self._unseen_removals = [r for r in self._unseen_removals if r[0] >= recent]
+        if self._continued:  # a carried entry decided without a booking (or expired) keeps no link
+            carried = self.pending_carried_ids()
+            self._continued = {c: p for c, p in self._continued.items() if c in carried}
         if len(self._track_floor) > 256:
             pending = self.pending_track_ids()
             self._track_floor = {k: v for k, v in self._track_floor.items() if k in pending}
@@ -1093,6 +1147,8 @@ class Fusion:
             kind = "item_added"
             if track_id is not None:
                 self._tracks_in.add(track_id)
+                if track_id in self._continued:  # the same product's later track
+                    self._tracks_in.add(self._continued.pop(track_id))
         else:
             self.basket.remove(sku, n)
             kind = "item_removed"

@@ -38,6 +38,10 @@ class VisionEvent:
         easily explained away as bringing (or taking) nothing.
     floor_uv : where the item is on the normalised basket floor (u left to right, v front to
         rear, as the scale's centre of pressure), or None when unknown.
+    continues : for an in-place ``entered``, the track of a product carried in whose entry is
+        still undecided, that went unseen shortly before and lay where this track was found:
+        the same product under a new track (the tracker lost it under the hand). Fusion then
+        takes the two looks as one product's; None when there is none.
     """
 
     kind: Literal["entered", "left"]
@@ -47,12 +51,16 @@ class VisionEvent:
     candidates: Candidates = ()
     in_place: bool = False
     floor_uv: tuple[float, float] | None = None
+    continues: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in (ENTERED, LEFT):
             raise ValueError(f"vision event kind = {self.kind!r}: expected 'entered' or 'left'")
         if self.decided_t_ns < self.t_ns:
             raise ValueError(f"vision event of track {self.track_id}: decided_t_ns {self.decided_t_ns} < t_ns {self.t_ns}")
+        if self.continues is not None and not (self.kind == ENTERED and self.in_place and self.continues != self.track_id):
+            raise ValueError(f"vision event of track {self.track_id}: continues = {self.continues!r} needs an in-place "
+                             f"'entered' of another track (kind {self.kind!r}, in_place {self.in_place})")
         object.__setattr__(self, "candidates", _check_candidates(self.candidates, f"vision event of track {self.track_id}"))
 
     @property
