@@ -525,8 +525,9 @@ class FusionConfig:
     glimpse_min_frames: int
     glimpse_max_iou: float
     continue_max_dist: float
-    """A track found in place within this distance (fraction of the floor) of where a product
-    carried in, still undecided, went unseen is that product under a new track (0: off)."""
+    """A new track found in place within this distance (fraction of the floor) of where a
+    product carried in, its entry still undecided, lay in the last ``continue_max_gap_s`` is
+    that product under a new track (0: off)."""
     continue_max_gap_s: float
     refound_gap_s: float
     look_change_min_prob: float

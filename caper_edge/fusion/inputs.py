@@ -38,10 +38,11 @@ class VisionEvent:
         easily explained away as bringing (or taking) nothing.
     floor_uv : where the item is on the normalised basket floor (u left to right, v front to
         rear, as the scale's centre of pressure), or None when unknown.
-    continues : for an in-place ``entered``, the track of a product carried in whose entry is
-        still undecided, that went unseen shortly before and lay where this track was found:
-        the same product under a new track (the tracker lost it under the hand). Fusion then
-        takes the two looks as one product's; None when there is none.
+    continues : for the in-place ``entered`` of a new track, the track of a product carried in,
+        its entry still undecided, that lay where this track was found a moment before (the
+        replay loop's ``continue_max_dist`` / ``continue_max_gap_s``): the same product under a
+        new track (the tracker lost it under the hand, or slid its track onto the hand).
+        Fusion then takes the two looks as one product's; None when there is none.
     """
 
     kind: Literal["entered", "left"]
