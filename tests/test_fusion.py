@@ -159,6 +159,24 @@ def test_a_weight_guess_is_revised_by_the_product_found_in_place(revise):
     assert f.basket.counts() == {"JAM": 1, "SUGAR": 1}
 
 
+@pytest.mark.parametrize("look, revised", [("SUGAR", True), ("RICE", False)])
+def test_a_second_unit_counted_on_one_track_is_revised_by_the_product_found_in_place(look, revised):
+    """Unseen busy seed 9002: a track of rice carried in, 1021.5 g weighed: two rice (1024) or
+    rice + sugar (1022) -- the prior of two units in one hand beats an unseen second product, so
+    two rice are booked confidently. A sugar is then found at rest beside it: the second unit
+    was the sugar. A second rice found there is only the second rice (nothing to revise)."""
+    f = Fusion(CATALOG)
+    found = VisionEvent("entered", 9, ns(2.6), ns(2.6), ((look, 0.96),), in_place=True)
+    events = run(f, seen(1, 1.0, ("RICE", 0.99)), weighed(1.2, 1021.5), found)
+    assert summary(events[:1]) == [("item_added", "RICE", 2)] and events[0].confidence >= 0.9
+    if revised:
+        assert summary(events[1:]) == [("item_removed", "RICE", 1), ("item_added", "SUGAR", 1)]
+        assert events[2].track_id == 9 and events[1].extras["evidence"]["revises"] == "RICE"
+        assert f.basket.counts() == {"RICE": 1, "SUGAR": 1}
+    else:
+        assert summary(events[1:]) == [] and f.basket.counts() == {"RICE": 2}
+
+
 def test_a_confident_booking_or_a_product_in_the_basket_is_not_revised():
     # The same look arriving after a confident single add changes nothing, and neither does a
     # look of a SKU already in the basket (it may be that product seen again).

@@ -81,6 +81,7 @@ class _Episode:
     committed: bool = False
     units: Counter = field(default_factory=Counter)  # committed units
     untracked: Counter = field(default_factory=Counter)  # ... of which no track carried (absorb late tracks)
+    counted: Counter = field(default_factory=Counter)    # ... units beyond the first one track carried (n >= 2)
     unit_conf: dict = field(default_factory=dict)        # committed SKU -> its event's confidence
     cache: tuple = ()                                  # (inputs key, explanations)
 
@@ -512,11 +513,16 @@ class Fusion:
 
     def _revise(self, ep: _Episode, v: _Vision) -> list[Event]:
         """A late entering track that confidently looks like a weigh-alike of a unit this
-        committed add booked on the weight alone (no track carried it, and its confidence was
-        below ``commit_posterior``), of a SKU not in the basket at all: that unit was this
-        product. The guess is taken back and the product booked in its place, as an
-        ``item_removed`` + ``item_added`` pair at the add's time, both marked ``revises`` in
-        their evidence. Off with ``revise_guesses`` false."""
+        committed add booked on the weight alone, of a SKU not in the basket at all: that unit
+        was this product. A unit booked on the weight alone is one no track carried (and its
+        confidence was below ``commit_posterior``), or -- for a track not yet booked -- a second
+        unit of a SKU a track was seen as (counted on that track or added as an extra unit of
+        it): two lentils booked on one track of lentils, a sugar of the same weight found at
+        rest beside them. The second unit came from the weight and the prior of two units in
+        one hand, which a product seen there overturns, however confident the add was.
+        The guess is taken back and the product booked in its place, as an ``item_removed`` +
+        ``item_added`` pair at the add's time, both marked ``revises`` in their evidence. Off
+        with ``revise_guesses`` false."""
         cfg = self.config
         if not cfg.revise_guesses or not v.candidates or not ep.holds(v.ev.t_ns, cfg, cfg.absorb_window_s):
             return []
@@ -524,14 +530,20 @@ class Fusion:
         if p_top < cfg.mismatch_vision_min or top in self.basket:  # candidates are catalogue SKUs
             return []
         new = self.catalog[top]
-        for sku in sorted(ep.untracked):
-            if ep.untracked[sku] <= 0 or ep.unit_conf.get(sku, 1.0) >= cfg.commit_posterior or self.basket.qty(sku) < 1:
+        guesses = [(sku, ep.untracked) for sku in sorted(ep.untracked)
+                   if ep.unit_conf.get(sku, 1.0) < cfg.commit_posterior]
+        if v.ev.track_id not in self._tracks_in:
+            guesses += [(sku, ep.counted) for sku in sorted(ep.counted)]
+        for sku, kind in guesses:
+            if kind[sku] <= 0 or self.basket.qty(sku) < 1:
                 continue
             old = self.catalog[sku]
             spread = math.sqrt(new.weight_std_g ** 2 + old.weight_std_g ** 2 + cfg.scale_noise_g ** 2)
             if abs(new.weight_g - old.weight_g) > cfg.z_prune * spread / 2:
                 continue
-            ep.untracked[sku] -= 1
+            kind[sku] -= 1
+            if kind is ep.counted and ep.untracked[sku] > 0:
+                ep.untracked[sku] -= 1  # an extra unit of a carried SKU: no longer there to absorb a late track
             ep.units[sku] -= 1
             ep.units[top] += 1
             w = ep.weight
@@ -935,6 +947,18 @@ class Fusion:
             ep.units[sku] += n
             ep.unit_conf[sku] = conf
         ep.untracked = Counter({s: n for s, n in best.extras if counts[s] > 0})
+        # Second units of a SKU a track was seen as: counted on that track (n >= 2) or added as
+        # extra units of it -- the weight's and the count prior's guess either way (_revise).
+        ep.counted = Counter()
+        carried = {sku for sku, _n in best.tracks if sku is not None}
+        for sku, n in best.tracks:
+            if sku is not None and n >= 2:
+                ep.counted[sku] += n - 1
+        for sku, n in best.extras:
+            if sku in carried:
+                ep.counted[sku] += n
+        for sku in list(ep.counted):
+            ep.counted[sku] = min(ep.counted[sku], counts[sku] - 1)
         # Tracks beyond _MAX_TRACKS: duplicates of the explained items, consumed silently.
         return out
 
