@@ -81,7 +81,7 @@ class _Episode:
     committed: bool = False
     units: Counter = field(default_factory=Counter)  # committed units
     untracked: Counter = field(default_factory=Counter)  # ... of which no track carried (absorb late tracks)
-    counted: Counter = field(default_factory=Counter)    # ... units beyond the first one track carried (n >= 2)
+    counted: Counter = field(default_factory=Counter)    # ... second units of a SKU a track was seen as (_revise)
     unit_conf: dict = field(default_factory=dict)        # committed SKU -> its event's confidence
     cache: tuple = ()                                  # (inputs key, explanations)
 
@@ -542,8 +542,9 @@ class Fusion:
             if abs(new.weight_g - old.weight_g) > cfg.z_prune * spread / 2:
                 continue
             kind[sku] -= 1
-            if kind is ep.counted and ep.untracked[sku] > 0:
-                ep.untracked[sku] -= 1  # an extra unit of a carried SKU: no longer there to absorb a late track
+            other = ep.untracked if kind is ep.counted else ep.counted
+            if other[sku] > 0:
+                other[sku] -= 1  # an extra unit of a carried SKU is in both: it is gone from both
             ep.units[sku] -= 1
             ep.units[top] += 1
             w = ep.weight
@@ -958,7 +959,7 @@ class Fusion:
             if sku in carried:
                 ep.counted[sku] += n
         for sku in list(ep.counted):
-            ep.counted[sku] = min(ep.counted[sku], counts[sku] - 1)
+            ep.counted[sku] = max(0, min(ep.counted[sku], counts[sku] - 1))
         # Tracks beyond _MAX_TRACKS: duplicates of the explained items, consumed silently.
         return out
 
