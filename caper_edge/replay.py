@@ -268,7 +268,6 @@ class Pipeline:
         self._first_centre: dict[int, tuple[float, float]] = {}
         self._travel: dict[int, float] = {}
         self._last_seen: dict[int, int] = {}
-        self._born: dict[int, int] = {}  # when each track was first reported
         self._floor: dict[int, tuple[float, float]] = {}  # last floor position of each track
         self._carried_path: dict[int, deque[tuple[int, tuple[float, float]]]] = {}  # undecided carried tracks' recent floor positions
         self._matched_run: dict[int, int] = {}   # consecutive frames each track was matched
@@ -334,8 +333,6 @@ class Pipeline:
         t1 = time.perf_counter()
         tracks = self.tracker.update(obs.xyxy, obs.score, obs.class_id, embedding=obs.embedding, depth_m=depth,
                                      t_ns=frame.t_ns, sku_similarity=obs.sku_similarity)
-        for tid in tracks.track_id.tolist():
-            self._born.setdefault(tid, frame.t_ns)
         self._update_travel(tracks)
         self._update_floor(tracks, depth, frame)
         continuing = self.fusion.mode == "fusion" and self.cfg.fusion.continue_max_dist > 0
@@ -352,7 +349,6 @@ class Pipeline:
                 self._first_centre = {k: v for k, v in self._first_centre.items() if k in alive}
                 self._travel = {k: v for k, v in self._travel.items() if k in alive}
                 self._last_seen = {k: v for k, v in self._last_seen.items() if k in alive}
-                self._born = {k: v for k, v in self._born.items() if k in alive}
                 self._looks = {k: v for k, v in self._looks.items() if k in alive}
                 self._floor = {k: v for k, v in self._floor.items() if k in alive}
         if self.fusion.mode == "fusion":  # the ablations take neither
@@ -363,7 +359,7 @@ class Pipeline:
         vis_events += self._refound(tracks, obs, frame.t_ns, {e.track_id for e in vis_events})
         vis_events += self._vanished(tracks, frame.t_ns)
         if continuing:
-            vis_events = self._continuations(vis_events, frame.t_ns)
+            vis_events = self._continuations(vis_events, tracks, frame.t_ns)
         t2 = time.perf_counter()
         out: list[Event] = []
         for ev in vis_events:
@@ -438,7 +434,7 @@ class Pipeline:
             while path and path[0][0] < horizon:
                 path.popleft()
 
-    def _continuations(self, events: list[VisionEvent], t_ns: int) -> list[VisionEvent]:
+    def _continuations(self, events: list[VisionEvent], tracks: Any, t_ns: int) -> list[VisionEvent]:
         """Mark the in-place entry of each *new* track (one the tracker started at most
         ``continue_max_gap_s`` ago, not an older one found again) that lies within
         ``continue_max_dist`` of where a product carried in, its entry still undecided, was in
@@ -450,11 +446,12 @@ class Pipeline:
             return events
         fc = self.cfg.fusion
         born_after = t_ns - int(fc.continue_max_gap_s * 1e9)
+        first = dict(zip(tracks.track_id.tolist(), tracks.t_first_ns.tolist()))  # the entries' tracks are matched now
         free = set(self._carried_path)
         out = []
         for e in events:
             if (e.kind == "entered" and e.in_place and e.floor_uv is not None and e.continues is None
-                    and self._born.get(e.track_id, born_after - 1) >= born_after):
+                    and first.get(e.track_id, born_after - 1) >= born_after):
                 best: tuple[float, int] | None = None
                 for c in sorted(free - {e.track_id}):
                     d = min((math.hypot(u - e.floor_uv[0], v - e.floor_uv[1]) for _, (u, v) in self._carried_path[c]),

@@ -211,15 +211,16 @@ def test_a_new_track_found_where_an_undecided_carried_product_was_continues_it()
     pipe._note_carried(SimpleNamespace(track_id=np.array([1])), 2 * s)                 # it lay there at 2 s
     pipe._floor[1] = (0.30, 0.30)                                                       # then its track slid away
     pipe._note_carried(SimpleNamespace(track_id=np.array([1])), int(2.5 * s))
-    pipe._born.update({2: int(3.5 * s), 3: int(3.5 * s), 4: 0, 5: int(3.6 * s)})
+    matched = SimpleNamespace(track_id=np.array([2, 3, 4, 5]),                          # when each was first matched
+                              t_first_ns=np.array([int(3.5 * s), int(3.5 * s), 0, int(3.6 * s)], np.int64))
 
     def found(tid, uv):
         return VisionEvent("entered", tid, 4 * s, 4 * s, (("B", 0.9),), in_place=True, floor_uv=uv)
 
     got = pipe._continuations([found(4, (0.50, 0.30)), found(3, (0.80, 0.80)), found(2, (0.52, 0.31)),
-                               found(5, (0.51, 0.30))], 4 * s)
+                               found(5, (0.51, 0.30))], matched, 4 * s)
     assert [e.continues for e in got] == [None, None, 1, None]   # 4: older; 3: elsewhere; 5: 1 is taken
-    later = pipe._continuations([found(2, (0.52, 0.31))], int(6.6 * s))
+    later = pipe._continuations([found(2, (0.52, 0.31))], matched, int(6.6 * s))
     assert later[0].continues is None                            # born more than 3 s before
     pipe._note_carried(SimpleNamespace(track_id=np.array([1])), int(6.0 * s))
     assert [(u, v) for _, (u, v) in pipe._carried_path[1]] == [(0.30, 0.30)]  # 2 s position forgotten

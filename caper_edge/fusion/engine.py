@@ -300,14 +300,7 @@ class Fusion:
         the carried one. None when that entry is no longer undecided (then ``ev`` is an ordinary
         in-place entry)."""
         c = ev.continues
-        mine = [v for v in self._pool if v.ev.track_id == c and v.ev.kind == ENTERED and not v.ev.in_place]
-        eps = []
-        for ep in self._episodes:
-            if not ep.committed:
-                own = [v for v in ep.vision if v.ev.track_id == c and v.ev.kind == ENTERED and not v.ev.in_place]
-                if own:
-                    mine += own
-                    eps.append(ep)
+        mine = [v for v in self._pending_vision() if v.ev.track_id == c and v.ev.kind == ENTERED and not v.ev.in_place]
         if not mine:
             return None
         for v in mine:
@@ -315,7 +308,7 @@ class Fusion:
         self._continued[c] = ev.track_id
         self.stats["vision_continued"] += 1
         out: list[Event] = []
-        for ep in eps:
+        for ep in [e for e in self._episodes if not e.committed and any(v in mine for v in e.vision)]:
             out += self._decide(ep)
         return out
 
@@ -1009,6 +1002,20 @@ class Fusion:
         return [self._event("unexpected_weight", w.t_settled_ns, sku, qty, self._unseen_confidence(), w.delta_g, None,
                             evidence=evidence)]
 
+    def _best_single(self, w: WeightChange, strength: dict[str, float], least: float) -> tuple[float, str] | None:
+        """Of the SKUs whose ``strength`` (the census's share of frames, the glimpses' number of
+        frames) reaches ``least`` and one unit of which fits the change (:meth:`_one_unit_z`),
+        the strongest, then the best fit: ``(strength, sku)``; None when there is none."""
+        fits = []
+        for sku, k in strength.items():
+            z = self._one_unit_z(w, sku) if k >= least else None
+            if z is not None:
+                fits.append((k, -z, sku))
+        if not fits:
+            return None
+        k, _z, sku = max(fits)
+        return k, sku
+
     def _one_unit_z(self, w: WeightChange, sku: str) -> float | None:
         """How far one unit of ``sku`` lies from the change (combined standard deviations), when
         it fits within ``z_prune / 2``; else (or an unknown SKU) None."""
@@ -1038,15 +1045,10 @@ class Fusion:
             for sku, n in surplus.items():
                 if n > pending[sku]:
                     seen[sku] += 1
-        fits = []
-        for sku, k in seen.items():
-            share = k / len(frames)
-            z = self._one_unit_z(w, sku) if share >= cfg.census_min_share else None
-            if z is not None:
-                fits.append((share, -z, sku))
-        if not fits:
+        best = self._best_single(w, {sku: k / len(frames) for sku, k in seen.items()}, cfg.census_min_share)
+        if best is None:
             return None
-        share, _z, sku = max(fits)
+        share, sku = best
         return sku, share, "census", {"sku": sku, "share": round(share, 3), "frames": len(frames)}
 
     def _glimpse_unit(self, ep: _Episode) -> tuple[str, float, str, dict] | None:
@@ -1062,17 +1064,12 @@ class Fusion:
         for t, sku, p in self._glimpses:
             if lo <= t <= hi:
                 seen.setdefault(sku, []).append((t, p))
-        fits = []
-        for sku, hits in seen.items():
-            frames = len({t for t, _ in hits})
-            z = self._one_unit_z(w, sku) if frames >= cfg.glimpse_min_frames else None
-            if z is not None:
-                fits.append((frames, -z, sku))
-        if not fits:
+        best = self._best_single(w, {sku: len({t for t, _ in hits}) for sku, hits in seen.items()}, cfg.glimpse_min_frames)
+        if best is None:
             return None
-        frames, _z, sku = max(fits)
+        frames, sku = best
         prob = sum(p for _, p in seen[sku]) / len(seen[sku])
-        return sku, prob, "glimpse", {"sku": sku, "frames": frames, "prob": round(prob, 3)}
+        return sku, prob, "glimpse", {"sku": sku, "frames": int(frames), "prob": round(prob, 3)}
 
     def _commit_untracked(self, ep: _Episode, sku: str, confidence: float, kind: str, detail: dict) -> list[Event]:
         """Book a rise no track accounts for as one unit of ``sku`` on other vision (``kind``:
