@@ -487,6 +487,9 @@ class FusionConfig:
     unseen_removal_hold_s: float
     resume_tolerance_g: float
     swap_window_s: float
+    exchange_prior: float
+    """Prior that an unseen fall is one hand visit exchanging products (a rise and a fall that
+    never settled apart), weighed against an unseen removal (0: off)."""
     putback_window_s: float
     weight_wait_s: float
     decision_timeout_s: float
@@ -505,6 +508,10 @@ class FusionConfig:
     in_place_spurious_prior: float
     reentry_spurious_prior: float
     reentry_labels: int
+    reentry_max_move: float
+    """An in-place entry of a booked track whose top SKU is a look-alike of the product it brought
+    in is that product seen again when the track lies within this distance (fraction of the
+    floor) of where it lay a second before (0: never; only the same SKU is)."""
     """Labels a re-entry (an in-place track that looks like a product already in the basket) may
     take: its this many most probable SKUs. More lets a weak candidate of a re-sighting explain
     an unseen weight change (a hidden item booked instead of an alarm)."""
@@ -554,6 +561,7 @@ class FusionConfig:
     def __post_init__(self) -> None:
         for key in ("pair_before_s", "add_pair_after_s", "remove_pair_after_s", "absorb_window_s", "unseen_hold_s",
                     "unseen_removal_hold_s", "swap_window_s", "putback_window_s", "weight_wait_s", "decision_timeout_s", "in_place_max_travel", "refound_gap_s", "entering_hold_s", "census_min_s", "continue_max_dist", "continue_max_gap_s",
+                    "reentry_max_move",
                     "scale_noise_g", "relative_error", "resume_tolerance_g"):
             check(getattr(self, key) >= 0.0, f"fusion.{key}", getattr(self, key), "a number >= 0")
         for key in ("commit_posterior", "mismatch_vision_min", "absorb_min_prob", "look_change_min_prob", "look_change_max_old",
@@ -563,6 +571,7 @@ class FusionConfig:
         for key in ("multi_unit_prior", "extra_unit_prior", "spurious_track_prior", "in_place_spurious_prior", "reentry_spurious_prior",
                     "outlier_prior"):
             check(0.0 < getattr(self, key) < 1.0, f"fusion.{key}", getattr(self, key), "a probability in (0, 1)")
+        check(0.0 <= self.exchange_prior < 1.0, "fusion.exchange_prior", self.exchange_prior, "a probability in [0, 1)")
         check(0.0 <= self.extra_runner_up_share < 1.0, "fusion.extra_runner_up_share", self.extra_runner_up_share,
               "a fraction in [0, 1)")
         check(0.0 <= self.vision_floor < 1.0, "fusion.vision_floor", self.vision_floor, "a fraction in [0, 1)")

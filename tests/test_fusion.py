@@ -685,6 +685,94 @@ def test_a_new_product_found_in_place_is_not_booked_as_resighted():
     assert f.booked_track_ids() == {3}
 
 
+@pytest.mark.parametrize("max_move", [0.08, 0.0])
+def test_a_booked_track_that_looks_like_its_own_product_is_that_product_seen_again(max_move):
+    """A light yoghurt rests on track 2. A hidden rice (512 g) is dropped; the hand passing over
+    the yoghurt makes its track look like its 500 g look-alike (top SKU YOG, a look-alike of the
+    booked YOG_LIGHT), then like rice, in place. The yoghurt's own look (a look-alike, where it
+    lay) makes the track that yoghurt seen again: the rice is unseen, the alarm. With
+    reentry_max_move 0 only the same SKU is, and the rice look books a rice on the yoghurt's track."""
+    basket = Basket()
+    basket.add("YOG_LIGHT", 1, track_id=2)
+    f = Fusion(CATALOG, default_fusion_config(reentry_max_move=max_move), basket=basket)
+    for t in (0.2, 0.6, 1.0):
+        f.note_floor(2, ns(t), (0.30, 0.40))
+    f.note_floor(2, ns(1.35), (0.33, 0.41))  # the hand shifts the visible box a little
+    own = VisionEvent("entered", 2, ns(1.4), ns(1.4), (("YOG", 0.45), ("YOG_LIGHT", 0.4), ("JAM", 0.15)),
+                      in_place=True, floor_uv=(0.33, 0.41))
+    rice = VisionEvent("entered", 2, ns(1.9), ns(1.9), (("RICE", 0.5), ("SUGAR", 0.3), ("JAM", 0.2)),
+                       in_place=True, floor_uv=(0.31, 0.40))
+    events = run(f, own, rice, weighed(1.5, 512.3))
+    if max_move:
+        assert [e.type for e in events] == ["unexpected_weight"]
+        assert f.basket.counts() == {"YOG_LIGHT": 1}
+    else:
+        assert summary(events) == [("item_added", "RICE", 1)] and events[0].track_id == 2
+
+
+@pytest.mark.parametrize("moved", [False, True])
+def test_a_booked_track_handed_a_lookalike_elsewhere_is_a_new_product(moved):
+    """A light yoghurt rests on track 2 at (0.3, 0.4); a 500 g yoghurt is put down and the
+    tracker hands it track 2. Where the light one lay, the look-alike look is that one seen
+    again, and the add waits add_pair_after_s for the new product's own track; if the track
+    moved to (0.6, 0.45), it is the new product, booked at once. Either way the weight (530 g)
+    names it."""
+    basket = Basket()
+    basket.add("YOG_LIGHT", 1, track_id=2)
+    f = Fusion(CATALOG, default_fusion_config(), basket=basket)
+    f.note_floor(2, ns(0.5), (0.30, 0.40))
+    where = (0.60, 0.45) if moved else (0.30, 0.40)
+    f.note_floor(2, ns(1.3), where)
+    entry = VisionEvent("entered", 2, ns(1.4), ns(1.4), (("YOG", 0.45), ("YOG_LIGHT", 0.4), ("JAM", 0.15)),
+                        in_place=True, floor_uv=where)
+    events = run(f, entry, weighed(1.2, 530.2))
+    assert summary(events) == [("item_added", "YOG", 1)] and events[0].track_id == 2
+    settled = ns(1.2 + 0.6)
+    waited = events[0].extras["t_decided_ns"] - settled
+    cfg = f.config
+    if moved:
+        assert waited <= ns(cfg.decision_timeout_s) + S // 20
+    else:
+        assert waited >= ns(cfg.add_pair_after_s)
+
+
+@pytest.mark.parametrize("prior", [0.05, 0.0])
+def test_an_exchange_in_one_visit_is_explained_as_one(prior):
+    """Rice and oil are in the basket. One hand visit puts a yoghurt (530 g, found in place) down
+    and takes the oil (1240 g) out before the scale settles between them: it reports -710 g,
+    which no basket unit weighs. The exchange explains it: the oil removed, the yoghurt added,
+    and the exchange alarm. Off (exchange_prior 0), it is an unexpected fall."""
+    basket = Basket()
+    basket.add("RICE", 1, track_id=3)
+    basket.add("OIL", 1, track_id=7)
+    f = Fusion(CATALOG, default_fusion_config(exchange_prior=prior), basket=basket)
+    yog = VisionEvent("entered", 9, ns(2.4), ns(2.4), (("YOG", 0.9), ("YOG_LIGHT", 0.08), ("JAM", 0.02)),
+                      in_place=True)
+    events = run(f, yog, weighed(1.5, -709.2))
+    if prior:
+        assert sorted(summary(events)) == [("item_added", "YOG", 1), ("item_removed", "OIL", 1),
+                                           ("weight_mismatch", "YOG", 1)]
+        alarm = next(e for e in events if e.type == "weight_mismatch")
+        assert alarm.extras["evidence"]["exchange"]["added"] == "YOG"
+        assert alarm.extras["evidence"]["exchange"]["removed"] == "OIL"
+        assert next(e for e in events if e.type == "item_added").track_id == 9
+        assert f.basket.counts() == {"RICE": 1, "YOG": 1}
+    else:
+        assert [e.type for e in events] == ["unexpected_weight"]
+        assert f.basket.counts() == {"RICE": 1, "OIL": 1}
+
+
+def test_an_unseen_removal_that_fits_is_not_taken_for_an_exchange(fusion):
+    """Tuna (185 g) is taken out unseen while a rice in the basket is seen again in place. Rice
+    put down for the jam (512 - 690 = -178 g) would fit too, one standard deviation off; the
+    tuna fits at once and needs no second product: an unseen removal, no alarm."""
+    fusion.basket.add("TUNA", 1, track_id=4)
+    fusion.basket.add("JAM", 1, track_id=5)
+    rice = VisionEvent("entered", 9, ns(2.4), ns(2.4), (("RICE", 0.9), ("SUGAR", 0.1)), in_place=True)
+    events = run(fusion, rice, weighed(1.5, -185.1))
+    assert summary(events) == [("item_removed", "TUNA", 1)]
+
+
 def test_exchange_alarm_when_the_add_is_decided_after_the_removal(fusion):
     # The hand that put the jam down stayed to take the oil out, hiding the jam until it left:
     # the jam's track (found in place) arrives after the oil's removal was booked.

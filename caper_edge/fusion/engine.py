@@ -52,6 +52,7 @@ MODES = ("fusion", "vision_only", "weight_only")
 _NS = 1_000_000_000
 _MAX_TRACKS = 3  # tracks explained jointly in one episode; more are treated as duplicates
 _FLOOR_HISTORY = 64  # position changes kept per booked track (a few seconds of a moving one)
+_PLACE_LOOKBACK_S = 1.0  # where a booked track "lay" before an entry: longer than a look change takes (_LOOK_CHANGE_FRAMES)
 
 
 def default_fusion_config(**overrides: Any) -> FusionConfig:
@@ -633,6 +634,8 @@ class Fusion:
         out = list(events)
         removed = Counter()
         for e in events:
+            if "exchange" in (e.extras.get("evidence") or {}):
+                continue  # both halves of one change: its alarm is raised already
             if e.type == "item_added":
                 out += self._exchange_alarm(w.t_settled_ns, e, added=True)
                 self._recent_adds.append((w.t_settled_ns, e))
@@ -750,15 +753,16 @@ class Fusion:
     def _strongest(self, ep: _Episode) -> list[_Vision]:
         """The episode's tracks that are explained jointly, in time order: one transition per
         track (its strongest: carried in, then found in place, then a booked item seen again; the
-        latest among equals -- a track that flickered out and back is one track), then the
-        _MAX_TRACKS strongest of those. For a removal, among equally weak ones, tracks that
+        latest among equals -- a track that flickered out and back is one track; a booked track's
+        other looks where it showed its own product are left out, :meth:`_without_occluded`),
+        then the _MAX_TRACKS strongest of those. For a removal, among equally weak ones, tracks that
         brought a line of the basket in come first: their leaving names the product; then, for
         either sign, the more confident look (a product found in place and seen at 1.0 is
         better evidence than an earlier one seen at 0.5 -- unseen busy seed 7002, five tracks
         at once); then the earlier. The rest are taken for duplicates and consumed with the
         episode."""
         per_track: dict[int, _Vision] = {}
-        for v in sorted(ep.vision, key=lambda v: (self._spurious(v), -v.ev.t_ns)):
+        for v in sorted(self._without_occluded(ep.vision), key=lambda v: (self._spurious(v), -v.ev.t_ns)):
             per_track.setdefault(v.ev.track_id, v)
         removal = ep.sign < 0
         ranked = sorted(per_track.values(), key=lambda v: (
@@ -766,14 +770,54 @@ class Fusion:
             -(v.candidates[0][1] if v.candidates else 0.0), v.ev.t_ns, v.ev.track_id))
         return sorted(ranked[:_MAX_TRACKS], key=lambda v: (v.ev.t_ns, v.ev.track_id))
 
+    def _without_occluded(self, vision: list[_Vision]) -> list[_Vision]:
+        """``vision`` less the other looks of a booked track that looked like its own product
+        (:meth:`_own_look`) where that look lay (within ``reentry_max_move``): the product seen
+        again is what the track showed there, the other looks the hand or a neighbour passing
+        over it. A look elsewhere is kept: the tracker may have handed the track a new product."""
+        own: dict[int, list[tuple[float, float] | None]] = {}
+        for v in vision:
+            if self._own_look(v):
+                own.setdefault(v.ev.track_id, []).append(v.ev.floor_uv)
+        if not own:
+            return vision
+        limit = self.config.reentry_max_move
+
+        def occluded(v: _Vision) -> bool:
+            places = own.get(v.ev.track_id)
+            if not places or self._own_look(v) or not v.ev.in_place or v.ev.kind == LEFT or v.ev.floor_uv is None:
+                return False
+            return any(p is not None and math.dist(p, v.ev.floor_uv) <= limit for p in places)
+
+        return [v for v in vision if not occluded(v)]
+
     def _booked(self, track_id: int) -> set[str]:
         """The SKUs of basket units that this track brought in."""
         return {line.sku for line in self.basket if track_id in line.track_ids}
 
     def _reentry(self, v: _Vision) -> bool:
-        """An in-place entry that looks like a product already in the basket."""
+        """An in-place entry that looks like a product already in the basket, or like the one its
+        track brought in (:meth:`_own_look`)."""
         return (v.ev.in_place and v.ev.kind != LEFT and bool(v.candidates)
-                and (v.candidates[0][0] in self._booked(v.ev.track_id) or v.candidates[0][0] in self.basket))
+                and (v.candidates[0][0] in self.basket or self._own_look(v)))
+
+    def _own_look(self, v: _Vision) -> bool:
+        """An in-place entry of a booked track that looks like the product the track brought in:
+        its top SKU is that product, or a look-alike of it while the track lies within
+        ``reentry_max_move`` of where it lay ``_PLACE_LOOKBACK_S`` before (look-alikes split a
+        look among themselves; a track that moved was handed a new product of the group)."""
+        if not v.ev.in_place or v.ev.kind == LEFT or not v.candidates:
+            return False
+        booked = self._booked(v.ev.track_id)
+        top = v.candidates[0][0]
+        if top in booked:
+            return True
+        limit = self.config.reentry_max_move
+        if limit <= 0.0 or not booked & set(self.catalog.lookalikes(top)):
+            return False
+        now = v.ev.floor_uv
+        before = self._floor_at(v.ev.track_id, v.ev.t_ns - int(_PLACE_LOOKBACK_S * _NS))
+        return now is not None and before is not None and math.dist(now, before) <= limit
 
     def _spurious(self, v: _Vision) -> float:
         if not v.ev.in_place:
@@ -983,6 +1027,10 @@ class Fusion:
         exps = self._explain(ep, use_vision=False)
         best = exps[0]
         evidence = self._evidence(ep, exps)
+        if ep.sign < 0:
+            exchanged = self._exchange(ep, exps)
+            if exchanged:
+                return exchanged
         if ep.sign < 0 and not best.outlier:
             out = []
             for sku, n in best.counts:
@@ -1001,6 +1049,75 @@ class Fusion:
         self.stats["unexpected_weight"] += 1
         return [self._event("unexpected_weight", w.t_settled_ns, sku, qty, self._unseen_confidence(), w.delta_g, None,
                             evidence=evidence)]
+
+    def _exchange(self, ep: _Episode, exps: list[Explanation]) -> list[Event]:
+        """An unseen fall explained as one hand visit exchanging products: a SKU that a track's
+        last entry (carried in or found in place) between ``pair_before_s`` before the change
+        started and ``add_pair_after_s`` after it settled looked like, put down, and a basket
+        unit of another SKU taken out, the scale reporting only their difference. Scored as an unseen removal is (the
+        removed unit's basket share, the weight's normal likelihood) times ``exchange_prior``
+        times the added SKU's look, against the unseen explanations' total; booked when it is
+        the more probable: ``item_removed``, ``item_added`` and the exchange ``weight_mismatch``
+        (``evidence.exchange.gap_s`` 0). Empty when no exchange wins."""
+        cfg = self.config
+        w = ep.weight
+        if cfg.exchange_prior <= 0.0 or not exps or exps[0].prob <= 0.0:
+            return []
+        lo = w.t_start_ns - int(cfg.pair_before_s * _NS)
+        hi = w.t_settled_ns + int(cfg.add_pair_after_s * _NS)
+        latest: dict[int, _Vision] = {}  # per track its last look: what it showed once the hand left
+        for v in list(ep.vision) + self._pool:
+            if v.ev.kind == ENTERED and v.candidates and lo <= v.ev.t_ns <= hi:
+                if v.ev.track_id not in latest or v.ev.t_ns > latest[v.ev.track_id].ev.t_ns:
+                    latest[v.ev.track_id] = v
+        looks: dict[str, tuple[float, _Vision]] = {}
+        for v in latest.values():
+            dist = self._vision_dist(v.candidates)
+            labels = [s for s, _ in self._ranked(v.candidates)]
+            for s in list(labels):
+                labels += self.catalog.lookalikes(s)
+            for sku in labels:
+                if sku in dist and dist[sku] > looks.get(sku, (0.0, v))[0]:
+                    looks[sku] = (dist[sku], v)
+        share = self._basket_share()
+        if not looks or not share:
+            return []
+        sigma2 = self._sigma(w) ** 2
+        best: tuple[float, str, str] | None = None
+        for added, (q, _v) in looks.items():
+            a = self.catalog[added]
+            for removed, sh in share.items():
+                r = self.catalog.get(removed)
+                if r is None or removed == added or sh <= 0.0:
+                    continue
+                mu = a.weight_g - r.weight_g
+                var = sigma2 + a.weight_std_g ** 2 + r.weight_std_g ** 2 + (cfg.relative_error * mu) ** 2
+                z = (w.delta_g - mu) / math.sqrt(var)
+                if abs(z) > cfg.z_prune:
+                    continue
+                score = (math.log(cfg.exchange_prior) + math.log(q) + math.log(sh)
+                         - 0.5 * z * z - 0.5 * math.log(2 * math.pi * var))
+                if best is None or score > best[0]:
+                    best = (score, added, removed)
+        if best is None:
+            return []
+        log_total = exps[0].log_score - math.log(exps[0].prob)  # every unseen explanation's mass
+        p_ex = 1.0 / (1.0 + math.exp(min(700.0, log_total - best[0])))
+        if p_ex < 0.5:
+            return []
+        score, added, removed = best
+        v = looks[added][1]
+        if v in self._pool:
+            self._pool.remove(v)
+        track = v.ev.track_id
+        self.stats["exchanges"] += 1
+        evidence = dict(self._evidence(ep, exps))
+        evidence["exchange"] = {"added": added, "removed": removed, "gap_s": 0.0, "prob": round(p_ex, 4)}
+        rem = self._apply(-1, removed, 1, p_ex, -self.catalog[removed].weight_g, None, w.t_settled_ns, evidence)
+        add = self._apply(1, added, 1, p_ex, self.catalog[added].weight_g, track, w.t_settled_ns, evidence)
+        ep.units[removed] += 1  # a fall's units are the ones it took out
+        alarm = self._event("weight_mismatch", w.t_settled_ns, added, 1, p_ex, w.delta_g, track, evidence=evidence)
+        return [rem, add, alarm]
 
     def _best_single(self, w: WeightChange, strength: dict[str, float], least: float) -> tuple[float, str] | None:
         """Of the SKUs whose ``strength`` (the census's share of frames, the glimpses' number of
