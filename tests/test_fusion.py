@@ -756,6 +756,9 @@ def test_an_exchange_in_one_visit_is_explained_as_one(prior):
         assert alarm.extras["evidence"]["exchange"]["added"] == "YOG"
         assert alarm.extras["evidence"]["exchange"]["removed"] == "OIL"
         assert next(e for e in events if e.type == "item_added").track_id == 9
+        # the scale saw only the difference: the pair has no weight of its own, the alarm has it
+        assert [e.weight_delta_g for e in events if e.type != "weight_mismatch"] == [None, None]
+        assert alarm.weight_delta_g == pytest.approx(-709.2)
         assert f.basket.counts() == {"RICE": 1, "YOG": 1}
     else:
         assert [e.type for e in events] == ["unexpected_weight"]

@@ -52,7 +52,7 @@ MODES = ("fusion", "vision_only", "weight_only")
 _NS = 1_000_000_000
 _MAX_TRACKS = 3  # tracks explained jointly in one episode; more are treated as duplicates
 _FLOOR_HISTORY = 64  # position changes kept per booked track (a few seconds of a moving one)
-_PLACE_LOOKBACK_S = 1.0  # where a booked track "lay" before an entry: longer than a look change takes (_LOOK_CHANGE_FRAMES)
+_PLACE_LOOKBACK_S = 1.0  # where a booked track "lay" before an entry: longer than a look change takes
 
 
 def default_fusion_config(**overrides: Any) -> FusionConfig:
@@ -1054,11 +1054,12 @@ class Fusion:
         """An unseen fall explained as one hand visit exchanging products: a SKU that a track's
         last entry (carried in or found in place) between ``pair_before_s`` before the change
         started and ``add_pair_after_s`` after it settled looked like, put down, and a basket
-        unit of another SKU taken out, the scale reporting only their difference. Scored as an unseen removal is (the
-        removed unit's basket share, the weight's normal likelihood) times ``exchange_prior``
-        times the added SKU's look, against the unseen explanations' total; booked when it is
-        the more probable: ``item_removed``, ``item_added`` and the exchange ``weight_mismatch``
-        (``evidence.exchange.gap_s`` 0). Empty when no exchange wins."""
+        unit of another SKU taken out, the scale reporting only their difference. Scored as an
+        unseen removal is (the removed unit's basket share, the weight's normal likelihood)
+        times ``exchange_prior`` times the added SKU's look, against the unseen explanations'
+        total; booked when it is the more probable: ``item_removed``, ``item_added`` (no
+        ``weight_delta_g`` of their own: the scale saw only the difference) and the exchange
+        ``weight_mismatch`` (``evidence.exchange.gap_s`` 0). Empty when no exchange wins."""
         cfg = self.config
         w = ep.weight
         if cfg.exchange_prior <= 0.0 or not exps or exps[0].prob <= 0.0:
@@ -1113,8 +1114,8 @@ class Fusion:
         self.stats["exchanges"] += 1
         evidence = dict(self._evidence(ep, exps))
         evidence["exchange"] = {"added": added, "removed": removed, "gap_s": 0.0, "prob": round(p_ex, 4)}
-        rem = self._apply(-1, removed, 1, p_ex, -self.catalog[removed].weight_g, None, w.t_settled_ns, evidence)
-        add = self._apply(1, added, 1, p_ex, self.catalog[added].weight_g, track, w.t_settled_ns, evidence)
+        rem = self._apply(-1, removed, 1, p_ex, None, None, w.t_settled_ns, evidence)
+        add = self._apply(1, added, 1, p_ex, None, track, w.t_settled_ns, evidence)
         ep.units[removed] += 1  # a fall's units are the ones it took out
         alarm = self._event("weight_mismatch", w.t_settled_ns, added, 1, p_ex, w.delta_g, track, evidence=evidence)
         return [rem, add, alarm]
