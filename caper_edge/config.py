@@ -508,13 +508,13 @@ class FusionConfig:
     in_place_spurious_prior: float
     reentry_spurious_prior: float
     reentry_labels: int
+    """Labels a re-entry (an in-place track that looks like a product already in the basket) may
+    take: its this many most probable SKUs. More lets a weak candidate of a re-sighting explain
+    an unseen weight change (a hidden item booked instead of an alarm)."""
     reentry_max_move: float
     """An in-place entry of a booked track whose top SKU is a look-alike of the product it brought
     in is that product seen again when the track lies within this distance (fraction of the
     floor) of where it lay a second before (0: never; only the same SKU is)."""
-    """Labels a re-entry (an in-place track that looks like a product already in the basket) may
-    take: its this many most probable SKUs. More lets a weak candidate of a re-sighting explain
-    an unseen weight change (a hidden item booked instead of an alarm)."""
     resighted_tracks_booked: bool
     seen_extra_units: bool
     revise_guesses: bool
