@@ -43,7 +43,7 @@ from ..basket import Basket
 from ..catalog import Catalog, Product
 from ..config import FusionConfig, default_table, from_table
 from ..events import Event
-from .explain import Explanation, Option, PoolItem, explain
+from .explain import Explanation, Option, PoolItem, explain, log_normal
 from .inputs import ENTERED, LEFT, Candidates, VisionEvent, WeightChange, weight_change
 
 __all__ = ["Fusion", "MODES", "default_fusion_config"]
@@ -623,6 +623,11 @@ class Fusion:
             self._cancelled_starts.extend((ep.weight.t_start_ns, partner.weight.t_start_ns))
             self.stats["unseen_pairs_cancelled"] += 1
             return []
+        if ep.sign < 0:
+            exchanged = self._exchange(ep)
+            if exchanged:  # one change, both halves booked at once: no partner for the swap alarm
+                ep.committed = True
+                return exchanged
         unconfirmed = [self._unconfirmed(v) for v in self._strongest(ep) if ep.sign > 0 and self._confident(v)]
         return unconfirmed + self._after_commit(ep, self._commit_unseen(ep), unseen=True)
 
@@ -634,8 +639,6 @@ class Fusion:
         out = list(events)
         removed = Counter()
         for e in events:
-            if "exchange" in (e.extras.get("evidence") or {}):
-                continue  # both halves of one change: its alarm is raised already
             if e.type == "item_added":
                 out += self._exchange_alarm(w.t_settled_ns, e, added=True)
                 self._recent_adds.append((w.t_settled_ns, e))
@@ -775,21 +778,17 @@ class Fusion:
         (:meth:`_own_look`) where that look lay (within ``reentry_max_move``): the product seen
         again is what the track showed there, the other looks the hand or a neighbour passing
         over it. A look elsewhere is kept: the tracker may have handed the track a new product."""
-        own: dict[int, list[tuple[float, float] | None]] = {}
-        for v in vision:
-            if self._own_look(v):
-                own.setdefault(v.ev.track_id, []).append(v.ev.floor_uv)
-        if not own:
+        own = [self._own_look(v) for v in vision]
+        places: dict[int, list[tuple[float, float]]] = {}
+        for v, mine in zip(vision, own):
+            if mine and v.ev.floor_uv is not None:
+                places.setdefault(v.ev.track_id, []).append(v.ev.floor_uv)
+        if not places:
             return vision
         limit = self.config.reentry_max_move
-
-        def occluded(v: _Vision) -> bool:
-            places = own.get(v.ev.track_id)
-            if not places or self._own_look(v) or not v.ev.in_place or v.ev.kind == LEFT or v.ev.floor_uv is None:
-                return False
-            return any(p is not None and math.dist(p, v.ev.floor_uv) <= limit for p in places)
-
-        return [v for v in vision if not occluded(v)]
+        return [v for v, mine in zip(vision, own)
+                if mine or not v.ev.in_place or v.ev.kind == LEFT or v.ev.floor_uv is None
+                or not any(math.dist(p, v.ev.floor_uv) <= limit for p in places.get(v.ev.track_id, ()))]
 
     def _booked(self, track_id: int) -> set[str]:
         """The SKUs of basket units that this track brought in."""
@@ -835,14 +834,12 @@ class Fusion:
         dist = self._vision_dist(v.candidates)
         labels = [s for s, _ in self._ranked(v.candidates)]
         if not v.ev.in_place:  # a track found in place can only be what it looks like, or nothing
-            for s in list(labels):
-                labels += self.catalog.lookalikes(s)
+            labels = self._with_lookalikes(labels)
             if n_tracks == 1:
                 labels += self._weight_fits(abs(delta_g))
         ps = self._spurious(v)
         if self._reentry(v):  # a second unit of what it looks like (or of its look-alike), or nothing
-            top = labels[: cfg.reentry_labels]
-            labels = top + [alike for s in top for alike in self.catalog.lookalikes(s)]
+            labels = self._with_lookalikes(labels[: cfg.reentry_labels])
         opts = [Option(None, 0, math.log(ps), 0.0, 0.0)]
         for sku in dict.fromkeys(labels):
             p = self.catalog[sku]
@@ -850,6 +847,10 @@ class Fusion:
                 lp = math.log(1 - ps) + math.log(dist[sku]) + self._count_log_prior(n)
                 opts.append(Option(sku, n, lp, n * p.weight_g, n * p.weight_std_g ** 2, self._floor_of(v)))
         return opts
+
+    def _with_lookalikes(self, skus: list[str]) -> list[str]:
+        """``skus`` followed by their look-alikes (repeats possible)."""
+        return skus + [alike for s in skus for alike in self.catalog.lookalikes(s)]
 
     def _floor_of(self, v: _Vision, t_ns: int | None = None) -> tuple[float, float] | None:
         """Where the track's product lies, for the centre of pressure: an entry's latest floor
@@ -1027,10 +1028,6 @@ class Fusion:
         exps = self._explain(ep, use_vision=False)
         best = exps[0]
         evidence = self._evidence(ep, exps)
-        if ep.sign < 0:
-            exchanged = self._exchange(ep, exps)
-            if exchanged:
-                return exchanged
         if ep.sign < 0 and not best.outlier:
             out = []
             for sku, n in best.counts:
@@ -1050,7 +1047,7 @@ class Fusion:
         return [self._event("unexpected_weight", w.t_settled_ns, sku, qty, self._unseen_confidence(), w.delta_g, None,
                             evidence=evidence)]
 
-    def _exchange(self, ep: _Episode, exps: list[Explanation]) -> list[Event]:
+    def _exchange(self, ep: _Episode) -> list[Event]:
         """An unseen fall explained as one hand visit exchanging products: a SKU that a track's
         last entry (carried in or found in place) between ``pair_before_s`` before the change
         started and ``add_pair_after_s`` after it settled looked like, put down, and a basket
@@ -1062,7 +1059,10 @@ class Fusion:
         ``weight_mismatch`` (``evidence.exchange.gap_s`` 0). Empty when no exchange wins."""
         cfg = self.config
         w = ep.weight
-        if cfg.exchange_prior <= 0.0 or not exps or exps[0].prob <= 0.0:
+        if cfg.exchange_prior <= 0.0:
+            return []
+        exps = self._explain(ep, use_vision=False)  # the unseen explanations (cached)
+        if exps[0].prob <= 0.0:
             return []
         lo = w.t_start_ns - int(cfg.pair_before_s * _NS)
         hi = w.t_settled_ns + int(cfg.add_pair_after_s * _NS)
@@ -1074,11 +1074,8 @@ class Fusion:
         looks: dict[str, tuple[float, _Vision]] = {}
         for v in latest.values():
             dist = self._vision_dist(v.candidates)
-            labels = [s for s, _ in self._ranked(v.candidates)]
-            for s in list(labels):
-                labels += self.catalog.lookalikes(s)
-            for sku in labels:
-                if sku in dist and dist[sku] > looks.get(sku, (0.0, v))[0]:
+            for sku in self._with_lookalikes([s for s, _ in self._ranked(v.candidates)]):
+                if dist[sku] > looks.get(sku, (0.0, v))[0]:
                     looks[sku] = (dist[sku], v)
         share = self._basket_share()
         if not looks or not share:
@@ -1093,11 +1090,9 @@ class Fusion:
                     continue
                 mu = a.weight_g - r.weight_g
                 var = sigma2 + a.weight_std_g ** 2 + r.weight_std_g ** 2 + (cfg.relative_error * mu) ** 2
-                z = (w.delta_g - mu) / math.sqrt(var)
-                if abs(z) > cfg.z_prune:
+                if abs(w.delta_g - mu) > cfg.z_prune * math.sqrt(var):
                     continue
-                score = (math.log(cfg.exchange_prior) + math.log(q) + math.log(sh)
-                         - 0.5 * z * z - 0.5 * math.log(2 * math.pi * var))
+                score = math.log(cfg.exchange_prior * q * sh) + log_normal(w.delta_g, mu, var)
                 if best is None or score > best[0]:
                     best = (score, added, removed)
         if best is None:
