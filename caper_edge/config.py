@@ -531,6 +531,11 @@ class FusionConfig:
     glimpse_min_prob: float
     glimpse_min_frames: int
     glimpse_max_iou: float
+    glimpse_groups: bool
+    """A detection whose top SKU falls short of ``glimpse_min_prob`` is a glimpse of its
+    look-alike group when the group reaches it together; a rise still unaccounted for when its
+    unseen hold ends is booked from all glimpses, each counting for its SKU's look-alikes too
+    (the weight picks the member), instead of the alarm."""
     continue_max_dist: float
     """A new track found in place within this distance (fraction of the floor) of where a
     product carried in, its entry still undecided, lay in the last ``continue_max_gap_s`` is

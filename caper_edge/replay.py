@@ -478,11 +478,13 @@ class Pipeline:
                 counts[look[0][0]] = counts.get(look[0][0], 0) + 1
         return counts
 
-    def _glimpses(self, tracks: Any, obs: Observations) -> list[tuple[str, float]]:
+    def _glimpses(self, tracks: Any, obs: Observations) -> list[tuple[str, float, bool]]:
         """The item detections of this frame that no confirmed track took, whose look gives one
-        SKU at least ``glimpse_min_prob`` and that overlap no live item track's box (matched
-        in this frame or not: a resting product whose track missed a frame is no glimpse) by more
-        than ``glimpse_max_iou``: (SKU, probability) each (fusion's glimpses)."""
+        SKU at least ``glimpse_min_prob`` (with ``glimpse_groups``, or whose top SKU's look-alike
+        group has that together: then the group's probability is reported) and that overlap no
+        live item track's box (matched in this frame or not: a resting product whose track
+        missed a frame is no glimpse) by more than ``glimpse_max_iou``: (top SKU, probability,
+        whether it is the group's) each (fusion's glimpses)."""
         from .evaluation.metrics import box_iou
 
         f = self.cfg.fusion
@@ -491,8 +493,13 @@ class Pipeline:
         for i in np.flatnonzero(obs.class_id == ITEM_CLASS):
             if int(i) not in taken:
                 look = self._look(obs, int(i))
-                if look and look[0][1] >= f.glimpse_min_prob:
-                    looks.append((int(i), look[0]))
+                if not look:
+                    continue
+                top, p = look[0]
+                if p >= f.glimpse_min_prob:
+                    looks.append((int(i), (top, p, False)))
+                elif f.glimpse_groups and (mass := self._look_mass(look, top)) >= f.glimpse_min_prob:
+                    looks.append((int(i), (top, mass, True)))  # look-alikes split a look among themselves
         if not looks:
             return []
         every = self.tracker.all_tracks()

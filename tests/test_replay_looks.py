@@ -184,12 +184,40 @@ def test_glimpses_are_confident_item_detections_no_track_took_or_covers():
                            class_id=np.array([0, 0, 1], np.int32))
     pipe.tracker = SimpleNamespace(all_tracks=lambda: live)
     got = pipe._glimpses(matched, obs)
-    assert [sku for sku, _ in got] == ["B"] and got[0][1] > 0.99
+    assert [sku for sku, *_ in got] == ["B"] and got[0][1] > 0.99 and got[0][2] is False
     # no track at all: every confident free item detection is a glimpse
     pipe.tracker = SimpleNamespace(all_tracks=lambda: SimpleNamespace(xyxy=np.zeros((0, 4), np.float32),
                                                                       class_id=np.zeros(0, np.int32)))
     none_taken = SimpleNamespace(det_index=np.zeros(0, np.int32))
-    assert [sku for sku, _ in pipe._glimpses(none_taken, obs)] == ["A", "B", "C", "A"]
+    assert [sku for sku, *_ in pipe._glimpses(none_taken, obs)] == ["A", "B", "C", "A"]
+
+
+def test_a_detection_split_between_lookalikes_is_a_glimpse_of_the_group():
+    """With glimpse_groups (on by default) a free item detection whose top SKU falls short of
+    glimpse_min_prob is a glimpse when its look-alike group reaches it together, reported as
+    (top SKU, the group's probability, True); off, or without look-alikes, it is none."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    split = [[5.0, 5.0, 0.0]]  # A and B alike at ~0.5 each, C far below
+    obs = SimpleNamespace(xyxy=np.array([[300, 300, 380, 400]], np.float32), class_id=np.array([0], np.int32),
+                          sku_similarity=np.array(split, np.float32))
+    none_taken = SimpleNamespace(det_index=np.zeros(0, np.int32))
+    empty = SimpleNamespace(xyxy=np.zeros((0, 4), np.float32), class_id=np.zeros(0, np.int32))
+
+    def glimpses(pipe):
+        pipe.tracker = SimpleNamespace(all_tracks=lambda: empty)
+        return pipe._glimpses(none_taken, obs)
+
+    grouped = Catalog([Product("A", "A", 300.0, 5.0, 1.0, look_group="ab"), Product("B", "B", 600.0, 5.0, 1.0, look_group="ab"),
+                       Product("C", "C", 300.0, 5.0, 1.0)])
+    pipe = Pipeline(config.load(None, environ={}), grouped, _NoVision())
+    got = glimpses(pipe)
+    assert len(got) == 1 and got[0][0] in ("A", "B") and got[0][1] > 0.99 and got[0][2] is True
+    off = Pipeline(config.load(None, environ={"CAPER_EDGE__FUSION__GLIMPSE_GROUPS": "false"}), grouped, _NoVision())
+    assert glimpses(off) == []
+    assert glimpses(_pipe()) == []  # no look-alike groups
 
 
 def test_a_new_track_found_where_an_undecided_carried_product_was_continues_it():

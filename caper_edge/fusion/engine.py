@@ -129,9 +129,9 @@ class Fusion:
         # The census (census_units) of the last census_min_s: per frame, (t_ns, {sku: n}) for the
         # SKUs of which more resting products were seen confidently than the basket holds.
         self._census: deque[tuple[int, dict[str, int]]] = deque()
-        # Glimpses (glimpse_units): (t_ns, sku, probability) of item detections no confirmed
-        # track took (see add_glimpses for how long they are kept).
-        self._glimpses: deque[tuple[int, str, float]] = deque()
+        # Glimpses (glimpse_units): (t_ns, sku, probability, of a look-alike group) of item
+        # detections no confirmed track took (see add_glimpses for how long they are kept).
+        self._glimpses: deque[tuple[int, str, float, bool]] = deque()
         # Tracks whose item fusion put into the basket (and has not taken out): their zone
         # flicker (a hand's shadow in the depth, an occlusion) must not read as new items.
         self._basket_version = 0
@@ -381,15 +381,18 @@ class Fusion:
         while self._census and self._census[0][0] < horizon:
             self._census.popleft()
 
-    def add_glimpses(self, t_ns: int, looks: Sequence[tuple[str, float]]) -> None:
+    def add_glimpses(self, t_ns: int, looks: Sequence[tuple[str, float] | tuple[str, float, bool]]) -> None:
         """This frame's glimpses: the top SKU and its probability of each item detection that no
         confirmed track took (the replay loop lists those whose look reaches
-        ``glimpse_min_prob``). An add no track accounts for may be the SKU glimpsed around it
+        ``glimpse_min_prob``), and optionally a third element, True when that probability is the
+        top SKU's look-alike group's together (``glimpse_groups``: the top SKU alone fell
+        short). An add no track accounts for may be the SKU glimpsed around it
         (``glimpse_units``). Ignored in the ablation modes."""
         if not self.config.glimpse_units or self.mode != "fusion":
             return
-        for sku, p in looks:
-            self._glimpses.append((int(t_ns), sku, float(p)))
+        for look in looks:
+            sku, p = look[0], look[1]
+            self._glimpses.append((int(t_ns), sku, float(p), bool(look[2]) if len(look) > 2 else False))
         # Kept as long as a track's transition waits for its weight change (a change is reported
         # once it settles), and back to pair_before_s before every undecided change's start.
         cfg = self.config
@@ -623,6 +626,12 @@ class Fusion:
             self._cancelled_starts.extend((ep.weight.t_start_ns, partner.weight.t_start_ns))
             self.stats["unseen_pairs_cancelled"] += 1
             return []
+        if ep.sign > 0 and self.config.glimpse_groups:
+            # Glimpses of look-alike groups are vaguer than one SKU's: they book only a rise
+            # that is about to be an alarm, when no track came during the whole unseen hold.
+            found = self._glimpse_unit(ep, groups=True)
+            if found is not None:
+                return self._after_commit(ep, self._commit_untracked(ep, *found))
         if ep.sign < 0:
             exchanged = self._exchange(ep)
             if exchanged:  # one change, both halves booked at once: no partner for the swap alarm
@@ -1164,19 +1173,23 @@ class Fusion:
         share, sku = best
         return sku, share, "census", {"sku": sku, "share": round(share, 3), "frames": len(frames)}
 
-    def _glimpse_unit(self, ep: _Episode) -> tuple[str, float, str, dict] | None:
+    def _glimpse_unit(self, ep: _Episode, groups: bool = False) -> tuple[str, float, str, dict] | None:
         """``(sku, probability, "glimpse", evidence)`` when, from ``pair_before_s`` before the
         rise started until it settled, one SKU was glimpsed (:meth:`add_glimpses`) in at least
         ``glimpse_min_frames`` frames and one unit of it fits the rise (:meth:`_one_unit_z`); the
         SKU glimpsed in the most frames, then the best fit; ``probability`` is its glimpses'
-        mean. Else None."""
+        mean. Else None. Only one SKU's own glimpses count, each for that SKU -- or, with
+        ``groups``, every glimpse (glimpses of look-alike groups too), each for its SKU and its
+        look-alikes: a product of a group looks like each member by turns, and the weight picks
+        the member."""
         cfg = self.config
         w = ep.weight
         lo, hi = w.t_start_ns - int(cfg.pair_before_s * _NS), w.t_settled_ns
         seen: dict[str, list[tuple[int, float]]] = {}
-        for t, sku, p in self._glimpses:
-            if lo <= t <= hi:
-                seen.setdefault(sku, []).append((t, p))
+        for t, sku, p, of_group in self._glimpses:
+            if lo <= t <= hi and (groups or not of_group):
+                for s in (self._with_lookalikes([sku]) if groups else [sku]):
+                    seen.setdefault(s, []).append((t, p))
         best = self._best_single(w, {sku: len({t for t, _ in hits}) for sku, hits in seen.items()}, cfg.glimpse_min_frames)
         if best is None:
             return None
