@@ -536,6 +536,12 @@ class FusionConfig:
     look-alike group when the group reaches it together; a rise still unaccounted for when its
     unseen hold ends is booked from all glimpses, each counting for its SKU's look-alikes too
     (the weight picks the member), instead of the alarm."""
+    glimpse_weak_min_prob: float
+    """A detection no track took whose look reaches only this (0: off) is a weak glimpse; a rise
+    still unaccounted for when its unseen hold ends, with no other glimpse that fits, is booked
+    as the SKU weakly glimpsed in ``glimpse_weak_min_frames`` frames since it started, when one
+    unit of it fits."""
+    glimpse_weak_min_frames: int
     continue_max_dist: float
     """A new track found in place within this distance (fraction of the floor) of where a
     product carried in, its entry still undecided, lay in the last ``continue_max_gap_s`` is
@@ -584,6 +590,9 @@ class FusionConfig:
         check(self.z_prune >= 2.0, "fusion.z_prune", self.z_prune, "standard deviations >= 2")
         check(self.cancel_sigmas > 0.0, "fusion.cancel_sigmas", self.cancel_sigmas, "standard deviations > 0")
         check(self.glimpse_min_frames >= 1, "fusion.glimpse_min_frames", self.glimpse_min_frames, "frames >= 1")
+        check(0.0 <= self.glimpse_weak_min_prob <= self.glimpse_min_prob, "fusion.glimpse_weak_min_prob",
+              self.glimpse_weak_min_prob, f"a probability <= glimpse_min_prob ({self.glimpse_min_prob}); 0 turns weak glimpses off")
+        check(self.glimpse_weak_min_frames >= 1, "fusion.glimpse_weak_min_frames", self.glimpse_weak_min_frames, "frames >= 1")
         check(1 <= self.max_units <= 8, "fusion.max_units", self.max_units, "an integer in 1..8")
         check(1 <= self.max_qty_per_track <= self.max_units, "fusion.max_qty_per_track", self.max_qty_per_track,
               f"an integer in 1..max_units ({self.max_units})")

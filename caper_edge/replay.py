@@ -34,6 +34,7 @@ from .config import Config
 from .errors import CaperError, InputError
 from .events import Event
 from .fusion import Fusion, VisionEvent, candidates_of, vision_events_from_tracks
+from .fusion.inputs import GLIMPSE_GROUP, GLIMPSE_SKU, GLIMPSE_WEAK
 from .sources.messages import Frame, GroundTruthEvent, ScaleLine
 
 __all__ = ["ABLATIONS", "FrameTracks", "ModelVision", "Observations", "OracleVision", "Pipeline", "load_catalog", "open_model_vision",
@@ -478,13 +479,15 @@ class Pipeline:
                 counts[look[0][0]] = counts.get(look[0][0], 0) + 1
         return counts
 
-    def _glimpses(self, tracks: Any, obs: Observations) -> list[tuple[str, float, bool]]:
+    def _glimpses(self, tracks: Any, obs: Observations) -> list[tuple[str, float, int]]:
         """The item detections of this frame that no confirmed track took, whose look gives one
         SKU at least ``glimpse_min_prob`` (with ``glimpse_groups``, or whose top SKU's look-alike
-        group has that together: then the group's probability is reported) and that overlap no
-        live item track's box (matched in this frame or not: a resting product whose track
-        missed a frame is no glimpse) by more than ``glimpse_max_iou``: (top SKU, probability,
-        whether it is the group's) each (fusion's glimpses)."""
+        group has that together: then the group's probability is reported; with
+        ``glimpse_weak_min_prob``, or whose look reaches only that: a weak glimpse) and that
+        overlap no live item track's box (matched in this frame or not: a resting product whose
+        track missed a frame is no glimpse) by more than ``glimpse_max_iou``: (top SKU,
+        probability, kind) each, the kind ``GLIMPSE_SKU``, ``GLIMPSE_GROUP`` or ``GLIMPSE_WEAK``
+        (fusion's glimpses)."""
         from .evaluation.metrics import box_iou
 
         f = self.cfg.fusion
@@ -496,10 +499,13 @@ class Pipeline:
                 if not look:
                     continue
                 top, p = look[0]
+                mass = self._look_mass(look, top) if f.glimpse_groups else p  # look-alikes split a look
                 if p >= f.glimpse_min_prob:
-                    looks.append((int(i), (top, p, False)))
-                elif f.glimpse_groups and (mass := self._look_mass(look, top)) >= f.glimpse_min_prob:
-                    looks.append((int(i), (top, mass, True)))  # look-alikes split a look among themselves
+                    looks.append((int(i), (top, p, GLIMPSE_SKU)))
+                elif mass >= f.glimpse_min_prob:
+                    looks.append((int(i), (top, mass, GLIMPSE_GROUP)))
+                elif f.glimpse_weak_min_prob > 0 and mass >= f.glimpse_weak_min_prob:
+                    looks.append((int(i), (top, mass, GLIMPSE_WEAK)))
         if not looks:
             return []
         every = self.tracker.all_tracks()

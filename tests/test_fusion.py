@@ -16,6 +16,7 @@ from caper_edge.basket import Basket
 from caper_edge.catalog import Catalog, Product
 from caper_edge.fusion import Fusion, VisionEvent, WeightChange, default_fusion_config, explain
 from caper_edge.fusion.explain import Option, PoolItem
+from caper_edge.fusion.inputs import GLIMPSE_GROUP, GLIMPSE_WEAK
 
 S = 1_000_000_000
 
@@ -1007,7 +1008,7 @@ def test_glimpses_of_a_lookalike_group_book_a_rise_about_to_be_an_alarm():
     # glimpses book nothing at add_pair_after_s; when the unseen hold (2.5 s) ends with no track,
     # each counts for the whole group and the weight picks the light one, though the 500 g was
     # the top SKU more often -- instead of the alarm.
-    look = lambda t: ([("YOG", 0.95, True)] if int(t * 30) % 3 else [("YOG_LIGHT", 0.95, True)]) if 0.5 <= t <= 0.8 else []  # noqa: E731
+    look = lambda t: ([("YOG", 0.95, GLIMPSE_GROUP)] if int(t * 30) % 3 else [("YOG_LIGHT", 0.95, GLIMPSE_GROUP)]) if 0.5 <= t <= 0.8 else []  # noqa: E731
     f = Fusion(CATALOG)
     events = glimpse_run(f, weighed(1.0, 426.0), look)
     assert summary(events) == [("item_added", "YOG_LIGHT", 1)]
@@ -1030,10 +1031,41 @@ def test_a_track_found_during_the_unseen_hold_wins_over_glimpses_of_a_group(fusi
                    Product("COLA", "Cola 500 ml", 520, 4, 0.99)])
     f = Fusion(cat)
     found = VisionEvent("entered", 9, ns(3.0), ns(3.0), (("COLA", 1.0),), in_place=True)
-    events = glimpse_run(f, weighed(1.0, 519.0), lambda t: [("WATER", 0.85, True)] if 0.5 <= t <= 0.8 else [],
+    events = glimpse_run(f, weighed(1.0, 519.0), lambda t: [("WATER", 0.85, GLIMPSE_GROUP)] if 0.5 <= t <= 0.8 else [],
                          extra=(found,))
     assert summary(events) == [("item_added", "COLA", 1)]
     assert events[0].track_id == 9
+
+
+def test_weak_glimpses_of_a_product_at_rest_book_a_rise_about_to_be_an_alarm():
+    # Unseen K simple seed 9604: a thin chocolate bar (104 g) put down, never tracked (its
+    # detector score stayed below the new-track threshold), its free detection looking like it
+    # at 0.54-0.66 frame after frame -- weak glimpses (kind 2). When the unseen hold ends with no
+    # track and no other glimpse, the rise is the SKU weakly glimpsed in >= 10 frames since it
+    # started, if one unit fits: the chocolate, not the alarm.
+    weak = lambda t: [("CHOC", 0.6, GLIMPSE_WEAK)] if t >= 1.9 else []  # noqa: E731
+    f = Fusion(CATALOG)
+    events = glimpse_run(f, weighed(1.0, 104.3), weak)
+    assert summary(events) == [("item_added", "CHOC", 1)]
+    glimpse = events[0].extras["evidence"]["glimpse"]
+    assert glimpse["weak"] is True and glimpse["frames"] >= 10 and events[0].confidence == pytest.approx(0.6)
+    assert 4.2 <= events[0].extras["t_decided_ns"] / S <= 4.4  # the settled change reached fusion at 1.8 s
+    # The alarm stays: weak glimpses only before the rise started (a product untracked before it
+    # is another one), too few frames, a SKU that does not weigh like the rise, or weak glimpses off.
+    cases = {
+        "before the rise": (lambda t: [("CHOC", 0.6, GLIMPSE_WEAK)] if t < 0.95 else [], default_fusion_config()),
+        "too few frames": (lambda t: [("CHOC", 0.6, GLIMPSE_WEAK)] if 1.9 <= t < 2.1 else [], default_fusion_config()),
+        "another weight": (lambda t: [("TUNA", 0.6, GLIMPSE_WEAK)] if t >= 1.9 else [], default_fusion_config()),
+        "off": (weak, dataclasses.replace(default_fusion_config(), glimpse_weak_min_prob=0.0)),
+    }
+    for what, (looks, cfg) in cases.items():
+        events = glimpse_run(Fusion(CATALOG, cfg), weighed(1.0, 104.3), looks)
+        assert [e.type for e in events] == ["unexpected_weight"], what
+
+
+def test_add_glimpses_rejects_an_unknown_kind(fusion):
+    with pytest.raises(ValueError, match="kind = 7 for 'JAM'"):
+        fusion.add_glimpses(ns(1.0), [("JAM", 0.9, 7)])
 
 
 def test_glimpses_off_or_in_an_ablation_keep_the_alarm():

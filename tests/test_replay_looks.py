@@ -9,6 +9,7 @@ import pytest
 from caper_edge import config
 from caper_edge.catalog import Catalog, Product
 from caper_edge.errors import ConfigError
+from caper_edge.fusion.inputs import GLIMPSE_GROUP, GLIMPSE_SKU, GLIMPSE_WEAK
 from caper_edge.replay import _LOOK_CHANGE_FRAMES, Pipeline
 
 
@@ -184,7 +185,7 @@ def test_glimpses_are_confident_item_detections_no_track_took_or_covers():
                            class_id=np.array([0, 0, 1], np.int32))
     pipe.tracker = SimpleNamespace(all_tracks=lambda: live)
     got = pipe._glimpses(matched, obs)
-    assert [sku for sku, *_ in got] == ["B"] and got[0][1] > 0.99 and got[0][2] is False
+    assert [sku for sku, *_ in got] == ["B"] and got[0][1] > 0.99 and got[0][2] == GLIMPSE_SKU
     # no track at all: every confident free item detection is a glimpse
     pipe.tracker = SimpleNamespace(all_tracks=lambda: SimpleNamespace(xyxy=np.zeros((0, 4), np.float32),
                                                                       class_id=np.zeros(0, np.int32)))
@@ -195,7 +196,8 @@ def test_glimpses_are_confident_item_detections_no_track_took_or_covers():
 def test_a_detection_split_between_lookalikes_is_a_glimpse_of_the_group():
     """With glimpse_groups (on by default) a free item detection whose top SKU falls short of
     glimpse_min_prob is a glimpse when its look-alike group reaches it together, reported as
-    (top SKU, the group's probability, True); off, or without look-alikes, it is none."""
+    (top SKU, the group's probability, GLIMPSE_GROUP); off, or without look-alikes, it is only a weak
+    glimpse (its top SKU's own ~0.5: glimpse_weak_min_prob), or none with weak glimpses off too."""
     from types import SimpleNamespace
 
     import numpy as np
@@ -214,10 +216,12 @@ def test_a_detection_split_between_lookalikes_is_a_glimpse_of_the_group():
                        Product("C", "C", 300.0, 5.0, 1.0)])
     pipe = Pipeline(config.load(None, environ={}), grouped, _NoVision())
     got = glimpses(pipe)
-    assert len(got) == 1 and got[0][0] in ("A", "B") and got[0][1] > 0.99 and got[0][2] is True
+    assert len(got) == 1 and got[0][0] in ("A", "B") and got[0][1] > 0.99 and got[0][2] == GLIMPSE_GROUP
     off = Pipeline(config.load(None, environ={"CAPER_EDGE__FUSION__GLIMPSE_GROUPS": "false"}), grouped, _NoVision())
-    assert glimpses(off) == []
-    assert glimpses(_pipe()) == []  # no look-alike groups
+    assert [(sku, kind) for sku, _, kind in glimpses(off)] == [(got[0][0], GLIMPSE_WEAK)]
+    assert [kind for _, _, kind in glimpses(_pipe())] == [GLIMPSE_WEAK]  # no look-alike groups
+    assert glimpses(_pipe(glimpse_weak_min_prob=0)) == []
+    assert glimpses(_pipe(glimpse_weak_min_prob=0.6)) == []  # the top SKU's ~0.5 falls short
 
 
 def test_a_new_track_found_where_an_undecided_carried_product_was_continues_it():

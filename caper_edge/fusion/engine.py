@@ -44,7 +44,7 @@ from ..catalog import Catalog, Product
 from ..config import FusionConfig, default_table, from_table
 from ..events import Event
 from .explain import Explanation, Option, PoolItem, explain, log_normal
-from .inputs import ENTERED, LEFT, Candidates, VisionEvent, WeightChange, weight_change
+from .inputs import ENTERED, GLIMPSE_GROUP, GLIMPSE_SKU, GLIMPSE_WEAK, LEFT, Candidates, VisionEvent, WeightChange, weight_change
 
 __all__ = ["Fusion", "MODES", "default_fusion_config"]
 
@@ -129,9 +129,9 @@ class Fusion:
         # The census (census_units) of the last census_min_s: per frame, (t_ns, {sku: n}) for the
         # SKUs of which more resting products were seen confidently than the basket holds.
         self._census: deque[tuple[int, dict[str, int]]] = deque()
-        # Glimpses (glimpse_units): (t_ns, sku, probability, of a look-alike group) of item
-        # detections no confirmed track took (see add_glimpses for how long they are kept).
-        self._glimpses: deque[tuple[int, str, float, bool]] = deque()
+        # Glimpses (glimpse_units): (t_ns, sku, probability, kind: GLIMPSE_SKU / _GROUP / _WEAK) of
+        # item detections no confirmed track took (see add_glimpses for how long they are kept).
+        self._glimpses: deque[tuple[int, str, float, int]] = deque()
         # Tracks whose item fusion put into the basket (and has not taken out): their zone
         # flicker (a hand's shadow in the depth, an occlusion) must not read as new items.
         self._basket_version = 0
@@ -381,18 +381,22 @@ class Fusion:
         while self._census and self._census[0][0] < horizon:
             self._census.popleft()
 
-    def add_glimpses(self, t_ns: int, looks: Sequence[tuple[str, float] | tuple[str, float, bool]]) -> None:
+    def add_glimpses(self, t_ns: int, looks: Sequence[tuple[str, float] | tuple[str, float, int]]) -> None:
         """This frame's glimpses: the top SKU and its probability of each item detection that no
         confirmed track took (the replay loop lists those whose look reaches
-        ``glimpse_min_prob``), and optionally a third element, True when that probability is the
-        top SKU's look-alike group's together (``glimpse_groups``: the top SKU alone fell
-        short). An add no track accounts for may be the SKU glimpsed around it
-        (``glimpse_units``). Ignored in the ablation modes."""
+        ``glimpse_min_prob``), and optionally a third element saying what the probability is
+        (``fusion.inputs``): ``GLIMPSE_SKU`` (0, the default) the top SKU's own,
+        ``GLIMPSE_GROUP`` (1) its look-alike group's together (``glimpse_groups``: the SKU alone
+        fell short), ``GLIMPSE_WEAK`` (2) the larger of the two, below ``glimpse_min_prob`` but at
+        least ``glimpse_weak_min_prob``. An add no track accounts for may be the SKU glimpsed
+        around it (``glimpse_units``). Ignored in the ablation modes."""
         if not self.config.glimpse_units or self.mode != "fusion":
             return
         for look in looks:
-            sku, p = look[0], look[1]
-            self._glimpses.append((int(t_ns), sku, float(p), bool(look[2]) if len(look) > 2 else False))
+            kind = int(look[2]) if len(look) > 2 else GLIMPSE_SKU
+            if kind not in (GLIMPSE_SKU, GLIMPSE_GROUP, GLIMPSE_WEAK):
+                raise ValueError(f"add_glimpses: kind = {look[2]!r} for {look[0]!r}, expected 0 (SKU), 1 (group) or 2 (weak)")
+            self._glimpses.append((int(t_ns), look[0], float(look[1]), kind))
         # Kept as long as a track's transition waits for its weight change (a change is reported
         # once it settles), and back to pair_before_s before every undecided change's start.
         cfg = self.config
@@ -626,10 +630,10 @@ class Fusion:
             self._cancelled_starts.extend((ep.weight.t_start_ns, partner.weight.t_start_ns))
             self.stats["unseen_pairs_cancelled"] += 1
             return []
-        if ep.sign > 0 and self.config.glimpse_groups:
-            # Glimpses of look-alike groups are vaguer than one SKU's: they book only a rise
-            # that is about to be an alarm, when no track came during the whole unseen hold.
-            found = self._glimpse_unit(ep, groups=True)
+        if ep.sign > 0 and (cfg.glimpse_groups or cfg.glimpse_weak_min_prob > 0):
+            # Glimpses of look-alike groups, and weak ones, are vaguer than one SKU's: they book
+            # only a rise about to be an alarm, when no track came during the whole unseen hold.
+            found = self._glimpse_unit(ep, hold_ended=True)
             if found is not None:
                 return self._after_commit(ep, self._commit_untracked(ep, *found))
         if ep.sign < 0:
@@ -1173,24 +1177,43 @@ class Fusion:
         share, sku = best
         return sku, share, "census", {"sku": sku, "share": round(share, 3), "frames": len(frames)}
 
-    def _glimpse_unit(self, ep: _Episode, groups: bool = False) -> tuple[str, float, str, dict] | None:
+    def _glimpse_unit(self, ep: _Episode, hold_ended: bool = False) -> tuple[str, float, str, dict] | None:
         """``(sku, probability, "glimpse", evidence)`` when, from ``pair_before_s`` before the
         rise started until it settled, one SKU was glimpsed (:meth:`add_glimpses`) in at least
         ``glimpse_min_frames`` frames and one unit of it fits the rise (:meth:`_one_unit_z`); the
         SKU glimpsed in the most frames, then the best fit; ``probability`` is its glimpses'
-        mean. Else None. Only one SKU's own glimpses count, each for that SKU -- or, with
-        ``groups``, every glimpse (glimpses of look-alike groups too), each for its SKU and its
-        look-alikes: a product of a group looks like each member by turns, and the weight picks
-        the member."""
+        mean. Else None. Only one SKU's own glimpses count, each for that SKU -- or, once the
+        unseen hold has ended (``hold_ended``), with ``glimpse_groups`` the glimpses of
+        look-alike groups too, each for its SKU and its look-alikes (a product of a group looks
+        like each member by turns: the weight picks the member); and failing those, with
+        ``glimpse_weak_min_prob``, every glimpse since the rise started, weak ones too, in at
+        least ``glimpse_weak_min_frames`` frames (a product at rest that no track took, seen
+        only vaguely: a thin, never-trained chocolate bar), marked ``weak`` in the evidence."""
         cfg = self.config
         w = ep.weight
-        lo, hi = w.t_start_ns - int(cfg.pair_before_s * _NS), w.t_settled_ns
+        alike = hold_ended and cfg.glimpse_groups
+        lo = w.t_start_ns - int(cfg.pair_before_s * _NS)
+        found = self._glimpsed(w, lo, w.t_settled_ns, (GLIMPSE_SKU, GLIMPSE_GROUP) if alike else (GLIMPSE_SKU,),
+                               alike, cfg.glimpse_min_frames)
+        if found is None and hold_ended and cfg.glimpse_weak_min_prob > 0:
+            found = self._glimpsed(w, w.t_start_ns, self.now_ns, (GLIMPSE_SKU, GLIMPSE_GROUP, GLIMPSE_WEAK), alike,
+                                   cfg.glimpse_weak_min_frames)
+            if found is not None:
+                found[3]["weak"] = True
+                self.stats["weak_glimpse_units"] += 1
+        return found
+
+    def _glimpsed(self, w: WeightChange, lo: int, hi: int, kinds: tuple[int, ...], alike: bool,
+                  least: int) -> tuple[str, float, str, dict] | None:
+        """The glimpse unit of :meth:`_glimpse_unit` from the glimpses in ``[lo, hi]`` of these
+        ``kinds``, each counting for its SKU (and its look-alikes with ``alike``), in at least
+        ``least`` frames."""
         seen: dict[str, list[tuple[int, float]]] = {}
-        for t, sku, p, of_group in self._glimpses:
-            if lo <= t <= hi and (groups or not of_group):
-                for s in (self._with_lookalikes([sku]) if groups else [sku]):
+        for t, sku, p, kind in self._glimpses:
+            if lo <= t <= hi and kind in kinds:
+                for s in (self._with_lookalikes([sku]) if alike else [sku]):
                     seen.setdefault(s, []).append((t, p))
-        best = self._best_single(w, {sku: len({t for t, _ in hits}) for sku, hits in seen.items()}, cfg.glimpse_min_frames)
+        best = self._best_single(w, {sku: len({t for t, _ in hits}) for sku, hits in seen.items()}, least)
         if best is None:
             return None
         frames, sku = best

@@ -16,6 +16,10 @@ from typing import Any, Literal
 __all__ = ["ENTERED", "LEFT", "VisionEvent", "WeightChange", "candidates_of", "vision_events_from_tracks", "weight_change"]
 
 ENTERED, LEFT = "entered", "left"
+# What a glimpse's probability is (the third element of Fusion.add_glimpses' looks): one SKU's
+# at glimpse_min_prob; its look-alike group's together at glimpse_min_prob (glimpse_groups);
+# the larger of the two at glimpse_weak_min_prob only (a weak glimpse).
+GLIMPSE_SKU, GLIMPSE_GROUP, GLIMPSE_WEAK = 0, 1, 2
 
 Candidates = tuple[tuple[str, float], ...]
 
