@@ -1066,6 +1066,8 @@ def test_weak_glimpses_of_a_product_at_rest_book_a_rise_about_to_be_an_alarm():
 def test_add_glimpses_rejects_an_unknown_kind(fusion):
     with pytest.raises(ValueError, match="kind = 7 for 'JAM'"):
         fusion.add_glimpses(ns(1.0), [("JAM", 0.9, 7)])
+    with pytest.raises(ValueError, match="kind = 'weak' for 'JAM'"):
+        fusion.add_glimpses(ns(1.0), [("JAM", 0.9, "weak")])
 
 
 def test_glimpses_off_or_in_an_ablation_keep_the_alarm():

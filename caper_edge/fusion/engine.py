@@ -393,10 +393,10 @@ class Fusion:
         if not self.config.glimpse_units or self.mode != "fusion":
             return
         for look in looks:
-            kind = int(look[2]) if len(look) > 2 else GLIMPSE_SKU
+            kind = look[2] if len(look) > 2 else GLIMPSE_SKU
             if kind not in (GLIMPSE_SKU, GLIMPSE_GROUP, GLIMPSE_WEAK):
-                raise ValueError(f"add_glimpses: kind = {look[2]!r} for {look[0]!r}, expected 0 (SKU), 1 (group) or 2 (weak)")
-            self._glimpses.append((int(t_ns), look[0], float(look[1]), kind))
+                raise ValueError(f"add_glimpses: kind = {kind!r} for {look[0]!r}, expected 0 (SKU), 1 (group) or 2 (weak)")
+            self._glimpses.append((int(t_ns), look[0], float(look[1]), int(kind)))
         # Kept as long as a track's transition waits for its weight change (a change is reported
         # once it settles), and back to pair_before_s before every undecided change's start.
         cfg = self.config

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["ENTERED", "LEFT", "VisionEvent", "WeightChange", "candidates_of", "vision_events_from_tracks", "weight_change"]
+__all__ = ["ENTERED", "GLIMPSE_GROUP", "GLIMPSE_SKU", "GLIMPSE_WEAK", "LEFT", "VisionEvent", "WeightChange", "candidates_of", "vision_events_from_tracks", "weight_change"]
 
 ENTERED, LEFT = "entered", "left"
 # What a glimpse's probability is (the third element of Fusion.add_glimpses' looks): one SKU's
