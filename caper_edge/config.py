@@ -531,6 +531,10 @@ class FusionConfig:
     glimpse_min_prob: float
     glimpse_min_frames: int
     glimpse_max_iou: float
+    glimpse_max_iou_other: float
+    """A detection no track took that overlaps item tracks by more than ``glimpse_max_iou`` but
+    at most this is still a glimpse when each of those tracks looks like another product (its
+    top SKU neither the detection's nor a look-alike): a neighbour, not a second box on it."""
     glimpse_groups: bool
     """A detection whose top SKU falls short of ``glimpse_min_prob`` is a glimpse of its
     look-alike group when the group reaches it together; a rise still unaccounted for when its
@@ -577,7 +581,7 @@ class FusionConfig:
             check(getattr(self, key) >= 0.0, f"fusion.{key}", getattr(self, key), "a number >= 0")
         for key in ("commit_posterior", "mismatch_vision_min", "absorb_min_prob", "look_change_min_prob", "look_change_max_old",
                     "vision_tail_prob",
-                    "census_min_prob", "census_min_share", "glimpse_min_prob", "glimpse_max_iou"):
+                    "census_min_prob", "census_min_share", "glimpse_min_prob", "glimpse_max_iou", "glimpse_max_iou_other"):
             check(0.0 <= getattr(self, key) <= 1.0, f"fusion.{key}", getattr(self, key), "a probability in [0, 1]")
         for key in ("multi_unit_prior", "extra_unit_prior", "spurious_track_prior", "in_place_spurious_prior", "reentry_spurious_prior",
                     "outlier_prior"):

@@ -485,7 +485,8 @@ class Pipeline:
         group has that together: then the group's probability is reported; with
         ``glimpse_weak_min_prob``, or whose look reaches only that: a weak glimpse) and that
         overlap no live item track's box (matched in this frame or not: a resting product whose
-        track missed a frame is no glimpse) by more than ``glimpse_max_iou``: (top SKU,
+        track missed a frame is no glimpse) by more than ``glimpse_max_iou`` -- or by at most
+        ``glimpse_max_iou_other`` only tracks that look like another product: (top SKU,
         probability, kind) each, the kind ``GLIMPSE_SKU``, ``GLIMPSE_GROUP`` or ``GLIMPSE_WEAK``
         (fusion's glimpses)."""
         from .evaluation.metrics import box_iou
@@ -509,11 +510,27 @@ class Pipeline:
         if not looks:
             return []
         every = self.tracker.all_tracks()
-        items = every.xyxy[every.class_id == ITEM_CLASS]
-        if not len(items):
+        rows = np.flatnonzero(every.class_id == ITEM_CLASS)
+        if not len(rows):
             return [look for _, look in looks]
-        iou = box_iou(obs.xyxy[[i for i, _ in looks]], items).max(axis=1)
-        return [look for (_, look), o in zip(looks, iou) if o <= f.glimpse_max_iou]
+        iou = box_iou(obs.xyxy[[i for i, _ in looks]], every.xyxy[rows])
+        out = []
+        for (_, look), overlap in zip(looks, iou):
+            if overlap.max() <= f.glimpse_max_iou:
+                out.append(look)
+            elif overlap.max() <= f.glimpse_max_iou_other and self._unlike_tracks(look[0], every, rows[overlap > f.glimpse_max_iou]):
+                out.append(look)  # a neighbour's box overlaps it, not a second box on the neighbour
+        return out
+
+    def _unlike_tracks(self, sku: str, tracks: Any, rows: np.ndarray) -> bool:
+        """True when every one of these tracks has a SKU posterior whose top SKU is neither
+        ``sku`` nor one of its look-alikes: a detection overlapping them is another product."""
+        alike = {sku, *self.catalog.lookalikes(sku)}
+        for j in rows:
+            cands = candidates_of(tracks.sku_ids[j], tracks.sku_prob[j], self.skus)
+            if not cands or cands[0][0] in alike:
+                return False
+        return True
 
     def _look_changed(self, tid: int, look: tuple[tuple[str, float], ...]) -> bool:
         """True once when a track's current look has shown another SKU than its reported one for

@@ -224,6 +224,41 @@ def test_a_detection_split_between_lookalikes_is_a_glimpse_of_the_group():
     assert glimpses(_pipe(glimpse_weak_min_prob=0.6)) == []  # the top SKU's ~0.5 falls short
 
 
+def test_a_detection_overlapping_only_a_neighbour_that_looks_different_is_a_glimpse():
+    """A free detection overlapping an item track by more than glimpse_max_iou (0.3) but at most
+    glimpse_max_iou_other (0.5) is still a glimpse when the track looks like another product
+    (its top SKU neither the detection's nor a look-alike): unseen L simple seed 9402, a honey
+    at rest beside a neighbour's track at IoU 0.33. A track that looks like it, or like a
+    look-alike of it, or has no SKU yet, may be its own product: no glimpse; nor above 0.5."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    grouped = Catalog([Product("A", "A", 300.0, 5.0, 1.0), Product("B", "B", 600.0, 5.0, 1.0, look_group="bc"),
+                       Product("C", "C", 300.0, 5.0, 1.0, look_group="bc")])
+    obs = SimpleNamespace(xyxy=np.array([[0, 0, 100, 100]], np.float32), class_id=np.array([0], np.int32),
+                          sku_similarity=np.array([[0.0, 10.0, 0.0]], np.float32))  # looks like B
+    none_taken = SimpleNamespace(det_index=np.zeros(0, np.int32))
+
+    def glimpses(track_box, track_col, **fusion):
+        env = {f"CAPER_EDGE__FUSION__{k.upper()}": str(v) for k, v in fusion.items()}
+        pipe = Pipeline(config.load(None, environ=env), grouped, _NoVision())
+        track = SimpleNamespace(xyxy=np.array([track_box], np.float32), class_id=np.array([0], np.int32),
+                                sku_ids=np.array([[track_col, -1]], np.int32),
+                                sku_prob=np.array([[0.9 if track_col >= 0 else 0.0, 0.0]], np.float32))
+        pipe.tracker = SimpleNamespace(all_tracks=lambda: track)
+        return [sku for sku, *_ in pipe._glimpses(none_taken, obs)]
+
+    beside, on_it = [40, 0, 140, 100], [20, 0, 120, 100]    # IoU 0.43 and 0.67
+    assert glimpses(beside, 0) == ["B"]                      # the neighbour looks like A
+    assert glimpses(beside, 1) == []                         # ... like B itself
+    assert glimpses(beside, 2) == []                         # ... like C, B's look-alike
+    assert glimpses(beside, -1) == []                        # ... like nothing yet
+    assert glimpses(on_it, 0) == []                          # too much overlap
+    assert glimpses(beside, 0, glimpse_max_iou_other=0.3) == []  # off
+    assert glimpses([200, 0, 300, 100], 1) == ["B"]          # no overlap at all
+
+
 def test_a_new_track_found_where_an_undecided_carried_product_was_continues_it():
     """Pipeline._note_carried / _continuations: the in-place entry of a track started in the
     last continue_max_gap_s, within continue_max_dist of where a product carried in (entry
