@@ -500,13 +500,17 @@ class Pipeline:
                 if not look:
                     continue
                 top, p = look[0]
-                mass = self._look_mass(look, top) if f.glimpse_groups else p  # look-alikes split a look
-                if p >= f.glimpse_min_prob:
-                    looks.append((int(i), (top, p, GLIMPSE_SKU)))
-                elif mass >= f.glimpse_min_prob:
-                    looks.append((int(i), (top, mass, GLIMPSE_GROUP)))
-                elif f.glimpse_weak_min_prob > 0 and mass >= f.glimpse_weak_min_prob:
-                    looks.append((int(i), (top, mass, GLIMPSE_WEAK)))
+                kind = GLIMPSE_SKU
+                if p < f.glimpse_min_prob:
+                    if f.glimpse_groups:
+                        p = self._look_mass(look, top)  # look-alikes split a look among themselves
+                    if p >= f.glimpse_min_prob:
+                        kind = GLIMPSE_GROUP
+                    elif 0 < f.glimpse_weak_min_prob <= p:
+                        kind = GLIMPSE_WEAK
+                    else:
+                        continue
+                looks.append((int(i), (top, p, kind)))
         if not looks:
             return []
         every = self.tracker.all_tracks()
@@ -525,7 +529,7 @@ class Pipeline:
     def _unlike_tracks(self, sku: str, tracks: Any, rows: np.ndarray) -> bool:
         """True when every one of these tracks has a SKU posterior whose top SKU is neither
         ``sku`` nor one of its look-alikes: a detection overlapping them is another product."""
-        alike = {sku, *self.catalog.lookalikes(sku)}
+        alike = self._group(sku)
         for j in rows:
             cands = candidates_of(tracks.sku_ids[j], tracks.sku_prob[j], self.skus)
             if not cands or cands[0][0] in alike:
@@ -593,8 +597,12 @@ class Pipeline:
     def _look_mass(self, look: tuple[tuple[str, float], ...], sku: str) -> float:
         """The probability a look gives ``sku`` and its look-alikes together: a product of a
         look-alike group looks like the group, split among its members."""
-        group = {sku, *self.catalog.lookalikes(sku)}
+        group = self._group(sku)
         return sum(p for s, p in look if s in group)
+
+    def _group(self, sku: str) -> set[str]:
+        """``sku`` and its look-alikes."""
+        return {sku, *self.catalog.lookalikes(sku)}
 
     def _look(self, obs: Observations, det: int) -> tuple[tuple[str, float], ...]:
         """Top-k SKUs of one detection: the softmax of its gallery similarities at the tracker's

@@ -1114,7 +1114,7 @@ class Fusion:
         p_ex = 1.0 / (1.0 + math.exp(min(700.0, log_total - best[0])))
         if p_ex < 0.5:
             return []
-        score, added, removed = best
+        _, added, removed = best
         v = looks[added][1]
         if v in self._pool:
             self._pool.remove(v)
@@ -1191,23 +1191,25 @@ class Fusion:
         only vaguely: a thin, never-trained chocolate bar), marked ``weak`` in the evidence."""
         cfg = self.config
         w = ep.weight
-        alike = hold_ended and cfg.glimpse_groups
         lo = w.t_start_ns - int(cfg.pair_before_s * _NS)
-        found = self._glimpsed(w, lo, w.t_settled_ns, (GLIMPSE_SKU, GLIMPSE_GROUP) if alike else (GLIMPSE_SKU,),
-                               alike, cfg.glimpse_min_frames)
-        if found is None and hold_ended and cfg.glimpse_weak_min_prob > 0:
+        if not hold_ended:
+            return self._glimpsed(w, lo, w.t_settled_ns, (GLIMPSE_SKU,), False, cfg.glimpse_min_frames)
+        # One SKU's own glimpses alone were asked just before, in the same _decide_unseen call.
+        alike = cfg.glimpse_groups
+        found = (self._glimpsed(w, lo, w.t_settled_ns, (GLIMPSE_SKU, GLIMPSE_GROUP), True, cfg.glimpse_min_frames)
+                 if alike else None)
+        if found is None and cfg.glimpse_weak_min_prob > 0:
             found = self._glimpsed(w, w.t_start_ns, self.now_ns, (GLIMPSE_SKU, GLIMPSE_GROUP, GLIMPSE_WEAK), alike,
-                                   cfg.glimpse_weak_min_frames)
+                                   cfg.glimpse_weak_min_frames, weak=True)
             if found is not None:
-                found[3]["weak"] = True
                 self.stats["weak_glimpse_units"] += 1
         return found
 
     def _glimpsed(self, w: WeightChange, lo: int, hi: int, kinds: tuple[int, ...], alike: bool,
-                  least: int) -> tuple[str, float, str, dict] | None:
+                  least: int, **detail: Any) -> tuple[str, float, str, dict] | None:
         """The glimpse unit of :meth:`_glimpse_unit` from the glimpses in ``[lo, hi]`` of these
         ``kinds``, each counting for its SKU (and its look-alikes with ``alike``), in at least
-        ``least`` frames."""
+        ``least`` frames; ``detail`` joins its evidence."""
         seen: dict[str, list[tuple[int, float]]] = {}
         for t, sku, p, kind in self._glimpses:
             if lo <= t <= hi and kind in kinds:
@@ -1218,7 +1220,7 @@ class Fusion:
             return None
         frames, sku = best
         prob = sum(p for _, p in seen[sku]) / len(seen[sku])
-        return sku, prob, "glimpse", {"sku": sku, "frames": int(frames), "prob": round(prob, 3)}
+        return sku, prob, "glimpse", {"sku": sku, "frames": int(frames), "prob": round(prob, 3), **detail}
 
     def _commit_untracked(self, ep: _Episode, sku: str, confidence: float, kind: str, detail: dict) -> list[Event]:
         """Book a rise no track accounts for as one unit of ``sku`` on other vision (``kind``:
