@@ -5,7 +5,8 @@ emits. Each unit remembers the confidence of the event that added it and the vis
 carried it (so a later removal seen by the same track names its line). A line's confidence is
 the product of its units' confidences: the probability that every unit on it is right if the
 decisions were independent -- what "this receipt line is correct" means. A removal takes the
-least confident units of the line first: they are the ones most likely to have been wrong.
+units of the track seen leaving first (the unit it carried in is the one lifted), then the
+least confident units of the line: they are the ones most likely to have been wrong.
 
 :meth:`Basket.snapshot` gives the contract's :class:`~caper_edge.events.BasketSnapshot` (lines in
 order of first addition, catalogue names and unit weights as extras, fusion's per-unit state in
@@ -126,15 +127,18 @@ class Basket:
         line = self._lines.setdefault(sku, BasketLine(sku))
         line.units.extend(Unit(float(confidence), track_id, int(t_ns)) for _ in range(qty))
 
-    def remove(self, sku: str, qty: int = 1) -> None:
-        """Take ``qty`` units of ``sku`` out (least confident first); ValueError if fewer are there."""
+    def remove(self, sku: str, qty: int = 1, *, track_id: int | None = None) -> None:
+        """Take ``qty`` units of ``sku`` out: the units ``track_id`` carried in first (the track
+        seen leaving names the unit lifted, not only its line), then the least confident.
+        ValueError if fewer are there."""
         _check_qty(qty, "remove")
         have = self.qty(sku)
         if have < qty:
             raise ValueError(f"basket remove {qty} x {sku}: the basket holds {have}")
         line = self._lines[sku]
         # Stable sort: among equal confidences the oldest unit goes first.
-        order = sorted(range(line.qty), key=lambda i: line.units[i].confidence)
+        order = sorted(range(line.qty), key=lambda i: (track_id is None or line.units[i].track_id != track_id,
+                                                       line.units[i].confidence))
         drop = set(order[:qty])
         line.units = [u for i, u in enumerate(line.units) if i not in drop]
         if not line.units:

@@ -47,6 +47,25 @@ def test_remove_takes_least_confident_units_first():
         b.add("A", 1, confidence=1.5)
 
 
+def test_remove_takes_the_leaving_tracks_units_first():
+    # Unseen busy seed 9904: two flakes boxes on tracks 4 and 5; track 4 is seen leaving. Taking
+    # the least confident unit (track 5's, 0.999) left track 4's in the basket, and when the
+    # tracker later handed track 4 to a passata, its departure took that stale flakes unit.
+    b = Basket()
+    b.add("A", 1, confidence=1.0, track_id=4)
+    b.add("A", 1, confidence=0.999, track_id=5)
+    b.add("A", 1, confidence=0.5, track_id=None)
+    b.remove("A", 1, track_id=4)
+    assert sorted(u.track_id or 0 for u in b.line("A").units) == [0, 5]
+    b.remove("A", 1, track_id=7)                 # a track with no unit here: least confident
+    assert [u.track_id for u in b.line("A").units] == [5]
+    b.add("A", 2, confidence=0.9, track_id=8)
+    b.remove("A", 2, track_id=8)                 # its units go before the less confident ones
+    assert [u.track_id for u in b.line("A").units] == [5]
+    with pytest.raises(ValueError, match="holds 1"):
+        b.remove("A", 2, track_id=5)
+
+
 def test_snapshot_round_trip_through_json():
     b = Basket()
     b.add("B", 2, confidence=0.75, track_id=9, t_ns=5)

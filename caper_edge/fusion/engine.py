@@ -1323,7 +1323,7 @@ class Fusion:
                 if track_id in self._continued:  # the same product's later track
                     self._tracks_in.add(self._continued.pop(track_id))
         else:
-            self.basket.remove(sku, n)
+            self.basket.remove(sku, n, track_id=track_id)
             kind = "item_removed"
             self._tracks_in.discard(track_id)
         self.stats[kind] += 1
