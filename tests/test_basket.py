@@ -48,9 +48,9 @@ def test_remove_takes_least_confident_units_first():
 
 
 def test_remove_takes_the_leaving_tracks_units_first():
-    # Unseen busy seed 9904: two flakes boxes on tracks 4 and 5; track 4 is seen leaving. Taking
-    # the least confident unit (track 5's, 0.999) left track 4's in the basket, and when the
-    # tracker later handed track 4 to a passata, its departure took that stale flakes unit.
+    # J busy seed 9904: two flakes boxes on tracks 4 and 5; track 4 is seen leaving. Taking the
+    # least confident unit (track 5's, 0.999) left track 4's in the basket, and the track kept
+    # counting as the one that brought a flakes box in.
     b = Basket()
     b.add("A", 1, confidence=1.0, track_id=4)
     b.add("A", 1, confidence=0.999, track_id=5)
