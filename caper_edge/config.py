@@ -516,6 +516,10 @@ class FusionConfig:
     in is that product seen again when the track lies within this distance (fraction of the
     floor) of where it lay a second before (0: never; only the same SKU is)."""
     resighted_tracks_booked: bool
+    booked_tracks_resighted: bool
+    """An in-place entry of a track that brought a product still in the basket is that product
+    seen again (prior ``reentry_spurious_prior``), whatever it looks like now: a hand over it,
+    not a new product, unless the weight needs it."""
     seen_extra_units: bool
     revise_guesses: bool
     census_units: bool

@@ -824,12 +824,18 @@ class Fusion:
         top = v.candidates[0][0]
         if top in booked:
             return True
-        limit = self.config.reentry_max_move
-        if limit <= 0.0 or not booked & set(self.catalog.lookalikes(top)):
+        if self.config.reentry_max_move <= 0.0 or not booked & set(self.catalog.lookalikes(top)):
             return False
+        return self._in_its_place(v) is True
+
+    def _in_its_place(self, v: _Vision) -> bool | None:
+        """The track lies within ``reentry_max_move`` of where it lay ``_PLACE_LOOKBACK_S``
+        before (its product did not move); None when either place is unknown."""
         now = v.ev.floor_uv
         before = self._floor_at(v.ev.track_id, v.ev.t_ns - int(_PLACE_LOOKBACK_S * _NS))
-        return now is not None and before is not None and math.dist(now, before) <= limit
+        if now is None or before is None:
+            return None
+        return math.dist(now, before) <= self.config.reentry_max_move
 
     def _spurious(self, v: _Vision) -> float:
         if not v.ev.in_place:
@@ -839,6 +845,11 @@ class Fusion:
         if self._reentry(v):
             # Looks like a product already in the basket: most often that product seen again
             # (under its own track or a duplicate one), sometimes a second unit of it.
+            return self.config.reentry_spurious_prior
+        if self.config.booked_tracks_resighted and self._booked(v.ev.track_id) and self._in_its_place(v) is not False:
+            # The track of a product still in the basket, found again where it lay looking like
+            # another one: mostly that product under or through a hand (booked_tracks_resighted);
+            # a track that moved was handed a new product.
             return self.config.reentry_spurious_prior
         return self.config.in_place_spurious_prior
 
