@@ -518,8 +518,9 @@ class FusionConfig:
     resighted_tracks_booked: bool
     booked_tracks_resighted: bool
     """An in-place entry of a track that brought a product still in the basket is that product
-    seen again (prior ``reentry_spurious_prior``), whatever it looks like now: a hand over it,
-    not a new product, unless the weight needs it."""
+    seen again (prior ``reentry_spurious_prior``), whatever it looks like now -- mostly the
+    product under or through a hand -- unless the track moved more than ``reentry_max_move``
+    from where it lay a second before (then it was handed a new product)."""
     seen_extra_units: bool
     revise_guesses: bool
     census_units: bool
