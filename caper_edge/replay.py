@@ -520,10 +520,10 @@ class Pipeline:
         iou = box_iou(obs.xyxy[[i for i, _ in looks]], every.xyxy[rows])
         out = []
         for (_, look), overlap in zip(looks, iou):
-            if overlap.max() <= f.glimpse_max_iou:
-                out.append(look)
-            elif overlap.max() <= f.glimpse_max_iou_other and self._unlike_tracks(look[0], every, rows[overlap > f.glimpse_max_iou]):
-                out.append(look)  # a neighbour's box overlaps it, not a second box on the neighbour
+            most = overlap.max()
+            if most <= f.glimpse_max_iou or (most <= f.glimpse_max_iou_other
+                                             and self._unlike_tracks(look[0], every, rows[overlap > f.glimpse_max_iou])):
+                out.append(look)  # it overlaps no track, or only neighbours' boxes (no second box on one)
         return out
 
     def _unlike_tracks(self, sku: str, tracks: Any, rows: np.ndarray) -> bool:

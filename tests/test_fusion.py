@@ -697,12 +697,9 @@ def test_a_booked_track_found_again_looking_like_another_product_is_that_product
     light yoghurt; another like chips. As a re-sighting of the rice, the rice track is the
     weakest of four and the yoghurt's look names the second product; as a new product found in
     place it is a ketchup, the chips' track called nothing and an unconfirmed item."""
-    from caper_edge.sim.catalog import catalog as sim_catalog
-    cat = Catalog([Product(s.sku, s.name, s.weight_g, s.weight_std_g, s.price, look_group=s.look_group)
-                   for s in sim_catalog()])
     basket = Basket()
     basket.add("SKU-0023", 1, track_id=33)
-    f = Fusion(cat, default_fusion_config(booked_tracks_resighted=resighted), basket=basket)
+    f = Fusion(Catalog.simulated(), default_fusion_config(booked_tracks_resighted=resighted), basket=basket)
     chips = VisionEvent("entered", 40, ns(1.0), ns(1.3), (("SKU-0027", 1.0),))
     vague = VisionEvent("entered", 18, ns(1.9), ns(1.9), (("SKU-0009", 0.33), ("SKU-0008", 0.21),
                                                           ("SKU-0022", 0.17), ("SKU-0048", 0.05)), in_place=True)
