@@ -216,6 +216,7 @@ class TrackerParams:
     zone_class_ids: list[int]
     sku_temperature: float
     sku_half_life_s: float
+    sku_evidence_span: float
     sku_top_k: int
     def __init__(self) -> None: ...
 

@@ -442,6 +442,13 @@ class TrackerConfig:
     sku_half_life_s: float
     """SKU evidence this many seconds old counts half. Shorter lets later, better views override an
     early wrong guess; longer accumulates more evidence."""
+    sku_evidence_span: float
+    """How far a SKU's log evidence may trail the leading SKU's (nats; 0 = unbounded): beyond it
+    only the logarithm of the rest of the deficit is kept, so runners-up keep their order. A bound
+    lets a product that takes over a track (a hand-over, a product put where another lay)
+    overturn the old product's posterior within about span / margin frames; a low one also lets a
+    few frames of a box over two products turn a track, and keeps every track a little unsure
+    (no runner-up far below e^-span)."""
     sku_top_k: int
     """SKUs reported per track (sku_ids, sku_prob)."""
 
@@ -463,6 +470,8 @@ class TrackerConfig:
         for key in ("frame_period_s", "kalman_position_std", "kalman_velocity_std", "kalman_measurement_std",
                     "sku_temperature", "sku_half_life_s"):
             check(getattr(self, key) > 0.0, f"tracker.{key}", getattr(self, key), "a number > 0")
+        check(self.sku_evidence_span >= 0.0, "tracker.sku_evidence_span", self.sku_evidence_span,
+              "a number of nats >= 0 (0 = unbounded)")
         check(self.confirm_hits >= 1, "tracker.confirm_hits", self.confirm_hits, "an integer >= 1")
         check(self.zone_min_frames >= 1, "tracker.zone_min_frames", self.zone_min_frames, "an integer >= 1")
         check(1 <= self.sku_top_k <= 64, "tracker.sku_top_k", self.sku_top_k, "an integer in 1..64")

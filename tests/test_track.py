@@ -351,7 +351,7 @@ def test_hands_have_no_zone_events():
 
 def test_sku_posterior_matches_hand_computation(rng):
     temperature, half_life = 0.1, 0.5
-    tracker = Tracker(sku_temperature=temperature, sku_half_life_s=half_life, sku_top_k=3)
+    tracker = Tracker(sku_temperature=temperature, sku_half_life_s=half_life, sku_top_k=3, sku_evidence_span=0.0)
     s = Scene(tracker)
     n_sku = 6
     evidence = np.zeros(n_sku)
@@ -374,6 +374,56 @@ def test_sku_posterior_matches_hand_computation(rng):
     assert out.sku_ids[0].tolist() == order.tolist()
     np.testing.assert_allclose(out.sku_prob[0], p[order], rtol=1e-4, atol=1e-6)
     assert out.sku_ids[0, 0] == 4
+
+
+@pytest.mark.parametrize("span", [0.0, 3.0])
+def test_sku_posterior_with_a_bounded_span_matches_hand_computation(rng, span):
+    temperature, half_life = 0.1, 0.5
+    tracker = Tracker(sku_temperature=temperature, sku_half_life_s=half_life, sku_top_k=3,
+                      sku_evidence_span=span)
+    s = Scene(tracker)
+    evidence, last_t, out = np.zeros(6), None, None
+    for f in range(40):
+        sim = rng.uniform(-0.2, 0.6, 6).astype(np.float32)
+        sim[4] += 0.15
+        out = s.step({"a": (box(300, 240), 0.9, ITEM, None)}, sku=sim[None, :])
+        t = f * NS / 1e9
+        decay = 0.0 if last_t is None else 0.5 ** ((t - last_t) / half_life)
+        z = sim.astype(np.float64) / temperature
+        evidence = decay * evidence + (z - z.max() - np.log(np.exp(z - z.max()).sum()))
+        if span > 0:
+            floor = evidence.max() - span
+            evidence = np.where(evidence < floor, floor - np.log1p(np.maximum(floor - evidence, 0)), evidence)
+        last_t = t
+    p = np.exp(evidence - evidence.max())
+    p /= p.sum()
+    order = np.argsort(-p)[:3]
+    assert out.sku_ids[0].tolist() == order.tolist()
+    np.testing.assert_allclose(out.sku_prob[0], p[order], rtol=1e-4, atol=1e-6)
+    if span > 0:  # the runners-up keep their order, none far below e^-span of the leader
+        assert out.sku_prob[0, -1] >= out.sku_prob[0, 0] * np.exp(-span - 4)
+
+
+def test_a_bounded_span_lets_a_product_taking_over_a_track_overturn_it_quickly():
+    """Ten seconds of one product, then another in its box (a hand-over): unbounded, the old
+    product's correlated frames keep the posterior for seconds; with a span of 10 nats the new
+    product leads within a few frames."""
+    old, new = np.full(4, 0.7, np.float32), np.full(4, 0.7, np.float32)
+    old[0], new[1] = 0.95, 0.95
+
+    def frames_to_overturn(span):
+        s = Scene(Tracker(sku_temperature=0.05, sku_half_life_s=30.0, sku_evidence_span=span))
+        for _ in range(300):
+            s.step({"a": (box(300, 240), 0.9, ITEM, None)}, sku=old[None, :])
+        for f in range(300):
+            out = s.step({"a": (box(300, 240), 0.9, ITEM, None)}, sku=new[None, :])
+            if out.sku_ids[0, 0] == 1:
+                return f + 1
+        return None
+
+    assert frames_to_overturn(10.0) <= 4
+    unbounded = frames_to_overturn(0.0)
+    assert unbounded is None or unbounded > 100
 
 
 def test_tracks_without_sku_evidence_report_none():
@@ -409,6 +459,7 @@ def test_configuration_paths(tmp_path):
         ({"basket_polygon": [[0, 0], [1, 1]]}, "tracker.basket_polygon"),
         ({"basket_depth_range_m": [0.9, 0.2]}, "tracker.basket_depth_range_m"),
         ({"sku_temperature": "hot"}, "tracker.sku_temperature = 'hot'"),
+        ({"sku_evidence_span": -1.0}, "tracker.sku_evidence_span = -1.0"),
     ],
 )
 def test_bad_parameters_name_key_and_value(params, fragment):

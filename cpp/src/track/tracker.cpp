@@ -128,6 +128,7 @@ void check_params(const TrackerParams& p) {
   if (p.zone_min_frames < 1) bad_param("zone_min_frames", p.zone_min_frames, "an integer >= 1");
   positive("sku_temperature", p.sku_temperature);
   positive("sku_half_life_s", p.sku_half_life_s);
+  non_negative("sku_evidence_span", p.sku_evidence_span);
   if (p.sku_top_k < 1 || p.sku_top_k > 64) bad_param("sku_top_k", p.sku_top_k, "an integer in 1..64");
 }
 
@@ -470,8 +471,21 @@ void Tracker::apply_match(Track& t, int32_t det, bool reliable, const FrameInput
     } else {
       decay = std::exp2(-static_cast<double>(t_ns_ - t.sku_t_ns) * 1e-9 / p_.sku_half_life_s);
     }
-    for (std::size_t k = 0; k < n_sku_; ++k)
+    double best = -kInf;
+    for (std::size_t k = 0; k < n_sku_; ++k) {
       t.sku_log_evidence[k] = static_cast<float>(decay * t.sku_log_evidence[k] + (s[k] * inv_t - lse));
+      best = std::max(best, static_cast<double>(t.sku_log_evidence[k]));
+    }
+    // Bounded belief: a SKU more than the span behind the leader keeps only the logarithm of
+    // the rest of its deficit, so a product that takes over a track (a hand-over, a product put
+    // where another lay) overturns it in a few frames instead of having to repay seconds of
+    // correlated frames of the old product. The compression is monotone: the runners-up keep
+    // their order (the fusion reads a box's second look as a product hidden under it).
+    if (p_.sku_evidence_span > 0.0) {
+      const double floor = best - p_.sku_evidence_span;
+      for (float& v : t.sku_log_evidence)
+        if (v < floor) v = static_cast<float>(floor - std::log1p(floor - v));
+    }
     t.sku_t_ns = t_ns_;
     update_sku_summary(t);
   }
