@@ -254,7 +254,7 @@ documents every field, its unit and its trade-off); the constructor of Tracker v
       CAPER_PARAM(zone_class_ids, "classes with basket zones; empty = every class")
       CAPER_PARAM(sku_temperature, "softmax temperature of SKU similarities")
       CAPER_PARAM(sku_half_life_s, "half-life of SKU evidence (s)")
-      CAPER_PARAM(sku_evidence_span, "most a SKU's evidence trails the best (nats); 0 = unbounded")
+      CAPER_PARAM(sku_evidence_span, "deficit behind the best SKU beyond which only its log is kept (nats); 0 = unbounded")
       CAPER_PARAM(sku_top_k, "SKUs reported per track");
 
   py::class_<PyTracker>(m, "Tracker", R"doc(

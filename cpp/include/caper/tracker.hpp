@@ -56,7 +56,7 @@ struct TrackerParams {
   // SKU posterior
   double sku_temperature = 0.05;           // softmax temperature of the similarities
   double sku_half_life_s = 30.0;           // evidence older than this counts half
-  double sku_evidence_span = 0.0;          // no SKU trails the best by more (nats); 0 = unbounded
+  double sku_evidence_span = 80.0;         // deficits beyond it are log-compressed (nats); 0 = unbounded
   int32_t sku_top_k = 3;
 };
 
