@@ -532,6 +532,13 @@ class FusionConfig:
     from where it lay a second before (then it was handed a new product)."""
     seen_extra_units: bool
     revise_guesses: bool
+    audit_window_s: float
+    """How long after an add is committed its one carried-in track's resting look may revise it
+    (0: never): a steadily contrary look for ``audit_min_s`` makes fusion explain the weight
+    change again with that look, and book what that explanation names instead."""
+    audit_min_s: float
+    audit_min_prob: float
+    audit_min_posterior: float
     census_units: bool
     """An add no track carried in is booked as the SKU the basket shows more of, steadily, than
     it holds (a census of resting products seen confidently), when the weight fits one unit of it."""
@@ -590,11 +597,12 @@ class FusionConfig:
     def __post_init__(self) -> None:
         for key in ("pair_before_s", "add_pair_after_s", "remove_pair_after_s", "absorb_window_s", "unseen_hold_s",
                     "unseen_removal_hold_s", "swap_window_s", "putback_window_s", "weight_wait_s", "decision_timeout_s", "in_place_max_travel", "refound_gap_s", "entering_hold_s", "census_min_s", "continue_max_dist", "continue_max_gap_s",
+                    "audit_window_s", "audit_min_s",
                     "reentry_max_move",
                     "scale_noise_g", "relative_error", "resume_tolerance_g"):
             check(getattr(self, key) >= 0.0, f"fusion.{key}", getattr(self, key), "a number >= 0")
         for key in ("commit_posterior", "mismatch_vision_min", "absorb_min_prob", "look_change_min_prob", "look_change_max_old",
-                    "vision_tail_prob",
+                    "vision_tail_prob", "audit_min_prob", "audit_min_posterior",
                     "census_min_prob", "census_min_share", "glimpse_min_prob", "glimpse_max_iou", "glimpse_max_iou_other"):
             check(0.0 <= getattr(self, key) <= 1.0, f"fusion.{key}", getattr(self, key), "a probability in [0, 1]")
         for key in ("multi_unit_prior", "extra_unit_prior", "spurious_track_prior", "in_place_spurious_prior", "reentry_spurious_prior",

@@ -372,6 +372,8 @@ class Pipeline:
                 if i is not None and every.t_last_ns[i] == frame.t_ns:  # refreshed in this frame
                     out += self.fusion.update_candidates(tid, candidates_of(every.sku_ids[i], every.sku_prob[i], self.skus),
                                                          self._floor.get(tid))
+        if self.fusion.mode == "fusion" and self.cfg.fusion.audit_window_s > 0:
+            out += self._audit(tracks, frame.t_ns)
         if self.cfg.fusion.entering_hold_s > 0:
             from .track import LOST, ZONE_ENTERING
 
@@ -386,6 +388,21 @@ class Pipeline:
         self.stats.events += len(out)
         if self.record_tracks:
             self._record(frame, tracks)
+        return out
+
+    def _audit(self, tracks: Any, t_ns: int) -> list[Event]:
+        """Fusion's resting audit: the SKU posterior of each track whose add may still be revised
+        (:meth:`Fusion.audit_look`), when it is matched in this frame inside the basket."""
+        from .track import ZONE_INSIDE
+
+        audited = self.fusion.audit_track_ids()
+        if not audited:
+            return []
+        out: list[Event] = []
+        for i, tid in enumerate(tracks.track_id.tolist()):
+            if tid in audited and tracks.det_index[i] >= 0 and tracks.zone[i] == ZONE_INSIDE:
+                out += self.fusion.audit_look(tid, t_ns, candidates_of(tracks.sku_ids[i], tracks.sku_prob[i], self.skus),
+                                              self._floor.get(tid), at_rest=bool(tracks.at_rest[i]))
         return out
 
     def _refound(self, tracks: Any, obs: Observations, t_ns: int, skip: set[int]) -> list[VisionEvent]:

@@ -192,6 +192,100 @@ def test_a_confident_booking_or_a_product_in_the_basket_is_not_revised():
     assert sorted(summary(events)) == [("item_added", "JAM", 1), ("item_added", "RICE", 1)]
 
 
+def at_rest(f: Fusion, track: int, t0: float, t1: float, *cands: tuple[str, float], floor=(0.3, 0.4),
+            drift: float = 0.0) -> list:
+    """The track's SKU posterior while it rests inside, every 50 ms from t0 to t1 (what the
+    replay loop passes to :meth:`Fusion.audit_look`), the clock ticking along; ``drift``: how far
+    (fraction of the floor) the track's place moves each time."""
+    events = []
+    for k in range(round((t1 - t0) * 20) + 1):
+        t = t0 + k / 20
+        events += f.audit_look(track, ns(t), tuple(cands), (floor[0] + k * drift, floor[1]))
+        events += f.tick(ns(t))
+    return events
+
+
+@pytest.mark.parametrize("window_s", [0.0, 10.0])
+def test_two_cans_decided_in_the_hand_as_a_passata_are_revised_by_their_resting_look(window_s):
+    """Unseen busy seed 9502: two small colas carried in under one box looked like a passata
+    (0.65) in the hand; 550.5 g fits the passata (555 g) and two colas (544 g) alike, so the
+    passata was booked. At rest the box looks like the large cola (0.93), the small one second:
+    weighed again with that look, two small colas (0.84) -- they are booked instead, at the add's
+    time. With the audit off the passata stays."""
+    cat = Catalog([Product("COLA", "Cola 250 ml", 272, 3, 0.79, look_group="cola"),
+                   Product("COLA_L", "Cola 330 ml", 350, 3, 0.89, look_group="cola"),
+                   Product("PASSATA", "Passata", 555, 3, 1.19, look_group="tomato"),
+                   Product("TOMATO", "Chopped tomatoes", 455, 3, 0.99, look_group="tomato")] + list(CATALOG))
+    f = Fusion(cat, default_fusion_config(audit_window_s=window_s))
+    events = run(f, seen(2, 1.0, ("PASSATA", 0.65), ("TOMATO", 0.28), ("COLA", 0.02)), weighed(1.2, 550.5), until=2.5)
+    assert summary(events) == [("item_added", "PASSATA", 1)]
+    assert f.audit_track_ids() == ({2} if window_s else set())
+    later = at_rest(f, 2, 3.0, 5.0, ("COLA_L", 0.93), ("COLA", 0.043), ("TOMATO", 0.02))
+    if not window_s:
+        assert later == [] and f.basket.counts() == {"PASSATA": 1}
+        return
+    assert summary(later) == [("item_removed", "PASSATA", 1), ("item_added", "COLA", 2)]
+    removed, added = later
+    assert removed.t_ns == added.t_ns == events[0].t_ns == ns(1.8)       # the add's time
+    assert ns(4.0) <= added.extras["t_decided_ns"] <= ns(4.1)             # audit_min_s of contrary looks
+    assert added.track_id == removed.track_id == 2
+    assert added.extras["evidence"]["revises"] == "1xPASSATA"
+    assert added.weight_delta_g is None and removed.weight_delta_g is None  # no weight changed now
+    assert f.basket.counts() == {"COLA": 2}
+    assert f.audit_track_ids() == set()                                  # once per add
+    assert at_rest(f, 2, 5.1, 7.0, ("COLA_L", 0.99)) == []
+
+
+@pytest.mark.parametrize("case", ["brief", "moving", "ruled_out", "too_late", "same_look", "in_basket"])
+def test_a_resting_look_does_not_revise_an_add_unless_it_holds_where_it_lies_and_fits(case):
+    """Rice in the hand (0.9), 511 g (rice 512, sugar 510): rice booked. A sugar look at rest
+    revises it (the first test's rule) -- but not when it lasts less than audit_min_s, when the
+    track keeps moving (a product slid under it, perhaps), when the weight rules the look out
+    (jam, 690 g), when it comes after audit_window_s, when it is the booked SKU's own, or when a
+    sugar is in the basket already (the track may have slid onto it: unseen J simple seed 9204,
+    an apple juice revised into a second bag of apples lying beside it)."""
+    basket = Basket()
+    if case == "in_basket":
+        basket.add("SUGAR", 1, track_id=4)
+    f = Fusion(CATALOG, default_fusion_config(audit_window_s=10.0), basket=basket)
+    events = run(f, seen(1, 1.0, ("RICE", 0.9), ("SUGAR", 0.08)), weighed(1.2, 511.0), until=4.0)
+    assert summary(events) == [("item_added", "RICE", 1)]
+    before = f.basket.counts()
+    sugar = (("SUGAR", 0.97), ("RICE", 0.02))
+    if case == "brief":
+        later = at_rest(f, 1, 4.0, 4.8, *sugar) + at_rest(f, 1, 4.85, 6.0, ("RICE", 0.95)) + at_rest(f, 1, 6.05, 6.8, *sugar)
+    elif case == "moving":
+        later = at_rest(f, 1, 4.0, 8.0, *sugar, drift=0.1)
+    elif case == "ruled_out":
+        later = at_rest(f, 1, 4.0, 8.0, ("JAM", 0.97), ("RICE", 0.02))
+    elif case == "too_late":
+        later = at_rest(f, 1, 13.0, 16.0, *sugar)
+    elif case == "same_look":
+        later = at_rest(f, 1, 4.0, 8.0, ("RICE", 0.97), ("SUGAR", 0.02))
+    else:
+        later = at_rest(f, 1, 4.0, 8.0, *sugar)
+    assert later == [] and f.basket.counts() == before
+    if case in ("brief", "moving"):  # the same look, held in place, does revise it
+        assert summary(at_rest(f, 1, 8.0, 9.5, *sugar)) == [("item_removed", "RICE", 1), ("item_added", "SUGAR", 1)]
+
+
+def test_a_resting_look_waits_for_a_weight_change_in_progress():
+    # The sugar look holds from 4 s, but a hand is putting jam down (its change provisional at
+    # 4.45 s, settled at 6.6 s): the add is revised only once the jam is booked.
+    f = Fusion(CATALOG, default_fusion_config(audit_window_s=10.0))
+    events = run(f, seen(1, 1.0, ("RICE", 0.9), ("SUGAR", 0.08)), weighed(1.2, 511.0), until=4.0)
+    sugar = (("SUGAR", 0.97), ("RICE", 0.02))
+    later = at_rest(f, 1, 4.0, 4.45, *sugar)
+    later += f.on_weight(weighed(4.0, 680.0, kind="provisional"))
+    later += at_rest(f, 1, 4.5, 6.0, *sugar)
+    assert later == []
+    later += f.on_vision(seen(3, 4.2, ("JAM", 0.95)))
+    later += f.on_weight(WeightChange("settled", ns(4.0), ns(6.4), ns(6.6), 690.2, 0.5))
+    later += at_rest(f, 1, 6.85, 7.5, *sugar)
+    assert summary(later) == [("item_added", "JAM", 1), ("item_removed", "RICE", 1), ("item_added", "SUGAR", 1)]
+    assert f.basket.counts() == {"JAM": 1, "SUGAR": 1}
+
+
 @pytest.mark.parametrize("hold_s", [0.0, 0.5])
 def test_a_confident_add_waits_for_a_track_still_crossing_in(hold_s):
     # Rice (512 g) and tuna (185 g) put down together: 697 g, which jam (690 +- 6 g) also fits, and

@@ -160,6 +160,43 @@ def test_census_counts_confident_resting_products_inside_the_basket():
     assert pipe._census(tracks, unsure) == {}
 
 
+def test_the_resting_audit_gets_the_posteriors_of_audited_tracks_matched_inside_the_basket():
+    """Pipeline._audit (fusion's resting audit): each track fusion audits (audit_track_ids),
+    matched in this frame inside the basket, is passed with its SKU posterior, its floor place
+    and whether it rests; other tracks, and audited ones unmatched or outside, are not."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from caper_edge.track import ZONE_ENTERING, ZONE_INSIDE
+
+    pipe = _pipe(audit_window_s=10.0)
+    calls = []
+    pipe.fusion.audit_track_ids = lambda: {3, 4, 5, 6}
+    pipe.fusion.audit_look = lambda tid, t_ns, cands, uv, *, at_rest: calls.append((tid, t_ns, cands, uv, at_rest)) or []
+    pipe._floor = {3: (0.2, 0.5)}
+    inside = ZONE_INSIDE
+    tracks = SimpleNamespace(
+        track_id=np.array([2, 3, 4, 5, 6], np.int64),
+        zone=np.array([inside, inside, inside, ZONE_ENTERING, inside], np.uint8),
+        at_rest=np.array([True, True, False, True, True]),
+        det_index=np.array([0, 1, 2, 3, -1], np.int32),
+        sku_ids=np.array([[0, 1]] * 5, np.int32),
+        sku_prob=np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [1.0, 0.0], [1.0, 0.0]], np.float32))
+    # rows: not audited, audited at rest, audited moving, audited entering, audited unmatched
+    assert pipe._audit(tracks, 123) == []
+    assert [(c[0], c[1], [s for s, _ in c[2]], c[3], c[4]) for c in calls] == [
+        (3, 123, ["A", "B"], (0.2, 0.5), True), (4, 123, ["A", "B"], None, False)]
+    assert calls[0][2][1][1] == pytest.approx(0.8)  # fusion sorts them
+
+
+@pytest.mark.parametrize("key, value", [("audit_window_s", -1.0), ("audit_min_s", -0.5), ("audit_min_prob", 1.2),
+                                        ("audit_min_posterior", -0.1)])
+def test_bad_audit_settings_are_named(key, value):
+    with pytest.raises(ConfigError, match=f"fusion.{key}"):
+        _pipe(**{key: value})
+
+
 def test_glimpses_are_confident_item_detections_no_track_took_or_covers():
     """Pipeline._glimpses (fusion's glimpses): the item detections no confirmed track took this
     frame, whose look gives one SKU at least glimpse_min_prob, overlapping no live item track's

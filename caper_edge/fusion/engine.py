@@ -21,7 +21,9 @@ fall). Steps:
    ``unconfirmed_item``. Unseen opposite changes that cancel (lift and put back) raise nothing.
 5. **Revise.** A unit an add booked on the weight alone is taken back (``item_removed`` +
    ``item_added`` at the add's time) when a track entering soon after confidently shows a
-   weigh-alike of it that is not in the basket (``revise_guesses``).
+   weigh-alike of it that is not in the basket (``revise_guesses``); an add booked on one track
+   is explained again when the track's look at rest steadily contradicts it, and revised when
+   that explanation names other units (the resting audit, ``audit_window_s``).
 
 Every event's ``confidence`` is a posterior probability: for an item event, the marginal
 probability that the SKU's count in this weight change is the reported ``qty``.
@@ -70,6 +72,19 @@ class _Vision:
     ev: VisionEvent
     deadline_ns: int
     candidates: Candidates
+
+
+@dataclass
+class _Audit:
+    """A committed add whose one carried-in track may still show what it really brought
+    (:meth:`Fusion.audit_look`)."""
+
+    ep: "_Episode"
+    track_id: int
+    booked: Counter                       # the units the add booked (all on this track)
+    t_commit_ns: int
+    since_ns: int | None = None           # start of the current run of contrary resting looks
+    anchor: tuple[float, float] | None = None  # where the track lay when that run started
 
 
 @dataclass
@@ -142,6 +157,7 @@ class Fusion:
         self._tracks_in: set[int] = {u.track_id for line in self.basket for u in line.units if u.track_id is not None}
         self._continued: dict[int, int] = {}  # carried track -> the track found in place that continues it
         self._entering: frozenset[int] = frozenset()  # item tracks crossing into the basket, not yet decided
+        self._audits: dict[int, _Audit] = {}  # booked track -> its add, while audit_window_s lasts
         # Recent committed adds and removals for the exchange alarm, and
         # recent unseen removals (t_settled_ns, counts) for put-backs.
         self._recent_adds: list[tuple[int, Event]] = []      # (t_settled_ns, event)
@@ -409,6 +425,99 @@ class Fusion:
         """Tracks whose items are in the basket (the replay loop watches them vanish)."""
         return set(self._tracks_in)
 
+    def audit_track_ids(self) -> set[int]:
+        """Booked tracks whose add may still be revised by their resting look (``audit_window_s``):
+        the replay loop passes their posteriors to :meth:`audit_look` while they rest inside."""
+        if not self._audits:
+            return set()
+        limit = int(self.config.audit_window_s * _NS)
+        for tid in [t for t, a in self._audits.items() if self.now_ns - a.t_commit_ns > limit]:
+            del self._audits[tid]
+        return set(self._audits)
+
+    def audit_look(self, track_id: int, t_ns: int, candidates: Candidates, floor_uv: tuple[float, float] | None = None,
+                   *, at_rest: bool = True) -> list[Event]:
+        """The SKU posterior of a booked track seen inside the basket at ``t_ns`` (at rest, or
+        moving: ``at_rest`` false) within ``audit_window_s`` of its add.
+
+        A track carried in is often decided on a blurred look: in a hand, half over the rim, two
+        units under one box. Once the product rests its look is sharper. When it steadily gives
+        the booked SKU less than ``1 - audit_min_prob`` and another SKU at least
+        ``audit_min_prob`` -- for ``audit_min_s`` at rest, within ``reentry_max_move`` of where
+        it lay when that began, with no weight change in progress -- the add's weight change is
+        explained again with this look; when that explanation names other units with at least
+        ``audit_min_posterior``, none of a SKU the basket holds besides the booked ones, the
+        booked units are taken back and the new ones booked (``item_removed`` + ``item_added`` at
+        the add's time, marked ``revises``). Once per add."""
+        a = self._audits.get(track_id)
+        if a is None or self.mode != "fusion":
+            return []
+        self._advance(int(t_ns))
+        cfg = self.config
+        if (self.now_ns - a.t_commit_ns > int(cfg.audit_window_s * _NS) or track_id not in self._tracks_in
+                or any(self.basket.qty(sku) < n for sku, n in a.booked.items())):
+            del self._audits[track_id]
+            return []
+        cands = tuple(sorted(self._known(candidates), key=lambda c: -c[1]))
+        top, p_top = cands[0] if cands else (None, 0.0)
+        contrary = (at_rest and top is not None and top not in a.booked and p_top >= cfg.audit_min_prob
+                    and all(dict(cands).get(sku, 0.0) <= 1.0 - cfg.audit_min_prob for sku in a.booked))
+        if not contrary:
+            a.since_ns, a.anchor = None, None
+            return []
+        if a.since_ns is None:
+            a.since_ns, a.anchor = int(t_ns), floor_uv
+            return []
+        if a.anchor is not None and floor_uv is not None and math.dist(a.anchor, floor_uv) > cfg.reentry_max_move:
+            a.since_ns, a.anchor = int(t_ns), floor_uv  # the track moved: another product, perhaps
+            return []
+        if int(t_ns) - a.since_ns < int(cfg.audit_min_s * _NS):
+            return []
+        if any(not e.committed for e in self._episodes):
+            return []  # a weight change is in progress: wait for it
+        return self._audit_revise(a, cands)
+
+    def _audit_revise(self, a: _Audit, cands: Candidates) -> list[Event]:
+        ep = a.ep
+        del self._audits[a.track_id]
+        self.stats["audits"] += 1
+        mine = [v for v in ep.vision if v.ev.track_id == a.track_id]
+        saved = [v.candidates for v in mine]
+        for v in mine:
+            v.candidates = cands
+        ep.cache = ()
+        # Explain the change as if these units were not in the basket (what vision and weight say
+        # now, on the basket the add found).
+        exps = self._search(ep, True)
+        for v, c in zip(mine, saved):
+            v.candidates = c
+        ep.cache = ()
+        best = exps[0]
+        counts = Counter(dict(best.counts))
+        if best.outlier or best.prob < self.config.audit_min_posterior or counts == a.booked:
+            return []
+        if any(sku in self.basket and sku not in a.booked for sku in counts):
+            # A look of a product already in the basket may be that product: the track slid onto
+            # it, or it lies under the booked one.
+            self.stats["audits_in_basket"] += 1
+            return []
+        w = ep.weight
+        evidence = self._evidence(ep, exps)
+        evidence["revises"] = "+".join(f"{n}x{s}" for s, n in sorted(a.booked.items()))
+        evidence["audit"] = [[s, round(p, 4)] for s, p in cands[:3]]
+        out = []
+        for sku, n in sorted(a.booked.items()):
+            out.append(self._apply(-1, sku, n, ep.unit_conf.get(sku, best.prob), None, a.track_id, w.t_settled_ns, evidence))
+            ep.units[sku] -= n
+        for sku, n in sorted(counts.items()):
+            conf = _marginal(exps, sku, n)
+            # No weight changed now: the pair carries none (the add already did).
+            out.append(self._apply(1, sku, n, conf, None, a.track_id, w.t_settled_ns, evidence))
+            ep.units[sku] += n
+            ep.unit_conf[sku] = conf
+        self.stats["audit_revisions"] += 1
+        return out
+
     def note_floor(self, track_id: int, t_ns: int, floor_uv: tuple[float, float]) -> None:
         """The floor position of a booked track seen at ``t_ns`` (the replay loop passes every
         booked track matched in a frame); others are ignored."""
@@ -457,6 +566,7 @@ class Fusion:
         self._census.clear()  # surpluses over the old basket
         self._glimpses.clear()
         self._continued.clear()
+        self._audits.clear()
         return self.basket.clear()
 
     # =========================================================================================
@@ -1022,6 +1132,12 @@ class Fusion:
                 ep.counted[sku] += n
         for sku in list(ep.counted):
             ep.counted[sku] = max(0, min(ep.counted[sku], counts[sku] - 1))
+        if (ep.sign > 0 and self.config.audit_window_s > 0 and self.mode == "fusion" and not best.extras
+                and not any(e.type == "weight_mismatch" for e in out)):
+            carried = [(v, sku) for v, (sku, _n) in zip(tracks, best.tracks) if sku is not None]
+            if len(carried) == 1 and not carried[0][0].ev.in_place and labelled.get(carried[0][1]) == carried[0][0].ev.track_id:
+                tid = carried[0][0].ev.track_id
+                self._audits[tid] = _Audit(ep, tid, Counter({s: n for s, n in counts.items() if n > 0}), self.now_ns)
         # Tracks beyond _MAX_TRACKS: duplicates of the explained items, consumed silently.
         return out
 
