@@ -533,9 +533,10 @@ class FusionConfig:
     seen_extra_units: bool
     revise_guesses: bool
     audit_window_s: float
-    """How long after an add is committed its one carried-in track's resting look may revise it
-    (0: never): a steadily contrary look for ``audit_min_s`` makes fusion explain the weight
-    change again with that look, and book what that explanation names instead."""
+    """How long after an add is committed the resting looks of its carried-in tracks, and the
+    census of resting products (for units booked on the weight alone), may revise it (0: never):
+    a steadily contrary look for ``audit_min_s``, or a steady census surplus, makes fusion explain
+    the weight change again with it and book what that explanation names instead."""
     audit_min_s: float
     audit_min_prob: float
     audit_min_posterior: float

@@ -374,6 +374,7 @@ class Pipeline:
                                                          self._floor.get(tid))
         if self.fusion.mode == "fusion" and self.cfg.fusion.audit_window_s > 0:
             out += self._audit(tracks, frame.t_ns)
+            out += self.fusion.audit_census()
         if self.cfg.fusion.entering_hold_s > 0:
             from .track import LOST, ZONE_ENTERING
 

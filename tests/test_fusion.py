@@ -269,6 +269,50 @@ def test_a_resting_look_does_not_revise_an_add_unless_it_holds_where_it_lies_and
         assert summary(at_rest(f, 1, 8.0, 9.5, *sugar)) == [("item_removed", "RICE", 1), ("item_added", "SUGAR", 1)]
 
 
+def test_a_resting_look_revises_only_its_own_tracks_units_of_an_add_of_two():
+    # Jam and rice carried in together, 1201 g (690 + 512, or 690 + sugar 510): jam + rice
+    # booked on the two tracks. The rice's track rests looking like sugar: only its unit is
+    # revised, on its track; the jam stays.
+    f = Fusion(CATALOG, default_fusion_config(audit_window_s=10.0))
+    events = run(f, seen(1, 1.0, ("JAM", 0.95)), seen(2, 1.1, ("RICE", 0.9), ("SUGAR", 0.08)), weighed(1.2, 1201.0),
+                 until=4.0)
+    assert sorted(summary(events)) == [("item_added", "JAM", 1), ("item_added", "RICE", 1)]
+    assert f.audit_track_ids() == {1, 2}
+    later = at_rest(f, 1, 4.0, 6.0, ("JAM", 0.99)) + at_rest(f, 2, 4.0, 6.0, ("SUGAR", 0.97), ("RICE", 0.02))
+    assert summary(later) == [("item_removed", "RICE", 1), ("item_added", "SUGAR", 1)]
+    assert [e.track_id for e in later] == [2, 2]
+    assert f.basket.counts() == {"JAM": 1, "SUGAR": 1}
+    assert f.audit_track_ids() == set()  # once per add, whichever track revised it
+
+
+def test_a_weight_guess_is_revised_by_the_census_of_resting_products():
+    # Jam carried in with an unseen product beside it: 1202.5 g, jam + rice (1202) or jam +
+    # sugar (1200); rice, the weight's guess, is booked without a track at the timeout. No track
+    # of the sugar ever enters, but the census counts a resting sugar the basket does not hold
+    # from 3 s on: the guess is taken back and the sugar booked, at the add's time.
+    f = Fusion(CATALOG, default_fusion_config(audit_window_s=10.0))
+    events = run(f, seen(1, 1.0, ("JAM", 0.97)), weighed(1.2, 1202.5), until=3.0)
+    assert sorted(summary(events)) == [("item_added", "JAM", 1), ("item_added", "RICE", 1)]
+    later = []
+    for k in range(20):
+        t = ns(3.0 + k / 20)
+        f.set_census(t, {"JAM": 1, "SUGAR": 1})
+        later += f.tick(t) + f.audit_census()
+    assert summary(later) == [("item_removed", "RICE", 1), ("item_added", "SUGAR", 1)]
+    removed, added = later
+    assert removed.t_ns == added.t_ns == ns(1.8) and added.track_id is None
+    assert added.extras["evidence"]["revises"] == "1xRICE" and added.extras["evidence"]["census"]["sku"] == "SUGAR"
+    assert f.basket.counts() == {"JAM": 1, "SUGAR": 1}
+    # A census of the guessed SKU itself, or of one the weight rules out, revises nothing.
+    for look in ({"JAM": 1, "RICE": 2}, {"JAM": 1, "OIL": 1}):
+        f = Fusion(CATALOG, default_fusion_config(audit_window_s=10.0))
+        run(f, seen(1, 1.0, ("JAM", 0.97)), weighed(1.2, 1202.5), until=3.0)
+        for k in range(20):
+            f.set_census(ns(3.0 + k / 20), look)
+            assert f.audit_census() == []
+        assert f.basket.counts() == {"JAM": 1, "RICE": 1}
+
+
 def test_a_resting_look_waits_for_a_weight_change_in_progress():
     # The sugar look holds from 4 s, but a hand is putting jam down (its change provisional at
     # 4.45 s, settled at 6.6 s): the add is revised only once the jam is booked.

@@ -21,9 +21,10 @@ fall). Steps:
    ``unconfirmed_item``. Unseen opposite changes that cancel (lift and put back) raise nothing.
 5. **Revise.** A unit an add booked on the weight alone is taken back (``item_removed`` +
    ``item_added`` at the add's time) when a track entering soon after confidently shows a
-   weigh-alike of it that is not in the basket (``revise_guesses``); an add booked on one track
-   is explained again when the track's look at rest steadily contradicts it, and revised when
-   that explanation names other units (the resting audit, ``audit_window_s``).
+   weigh-alike of it that is not in the basket (``revise_guesses``); an add booked on tracks
+   is explained again when a track's look at rest steadily contradicts it, or when the census
+   steadily shows an unbooked product where a unit was booked on the weight alone, and revised
+   when that explanation names other units (the audits, ``audit_window_s``).
 
 Every event's ``confidence`` is a posterior probability: for an item event, the marginal
 probability that the SKU's count in this weight change is the reported ``qty``.
@@ -76,12 +77,12 @@ class _Vision:
 
 @dataclass
 class _Audit:
-    """A committed add whose one carried-in track may still show what it really brought
+    """A committed add one of whose carried-in tracks may still show what it really brought
     (:meth:`Fusion.audit_look`)."""
 
-    ep: "_Episode"
+    ep: "_Episode"                        # its units (ep.units) are what the add booked, revised or not
     track_id: int
-    booked: Counter                       # the units the add booked (all on this track)
+    carriers: dict                        # booked SKU -> the track that carried it
     t_commit_ns: int
     since_ns: int | None = None           # start of the current run of contrary resting looks
     anchor: tuple[float, float] | None = None  # where the track lay when that run started
@@ -158,6 +159,7 @@ class Fusion:
         self._continued: dict[int, int] = {}  # carried track -> the track found in place that continues it
         self._entering: frozenset[int] = frozenset()  # item tracks crossing into the basket, not yet decided
         self._audits: dict[int, _Audit] = {}  # booked track -> its add, while audit_window_s lasts
+        self._census_audits: list[tuple[_Episode, int]] = []  # adds with weight guesses, commit time
         # Recent committed adds and removals for the exchange alarm, and
         # recent unseen removals (t_settled_ns, counts) for put-backs.
         self._recent_adds: list[tuple[int, Event]] = []      # (t_settled_ns, event)
@@ -442,26 +444,27 @@ class Fusion:
 
         A track carried in is often decided on a blurred look: in a hand, half over the rim, two
         units under one box. Once the product rests its look is sharper. When it steadily gives
-        the booked SKU less than ``1 - audit_min_prob`` and another SKU at least
+        each SKU the add booked at most ``1 - audit_min_prob`` and another SKU at least
         ``audit_min_prob`` -- for ``audit_min_s`` at rest, within ``reentry_max_move`` of where
         it lay when that began, with no weight change in progress -- the add's weight change is
         explained again with this look; when that explanation names other units with at least
-        ``audit_min_posterior``, none of a SKU the basket holds besides the booked ones, the
-        booked units are taken back and the new ones booked (``item_removed`` + ``item_added`` at
-        the add's time, marked ``revises``). Once per add."""
+        ``audit_min_posterior``, none of a new SKU the basket already holds, the units it drops
+        are taken back and those it adds booked (``item_removed`` + ``item_added`` at the add's
+        time, marked ``revises``). Once per add, whichever of its tracks revises it."""
         a = self._audits.get(track_id)
         if a is None or self.mode != "fusion":
             return []
         self._advance(int(t_ns))
         cfg = self.config
         if (self.now_ns - a.t_commit_ns > int(cfg.audit_window_s * _NS) or track_id not in self._tracks_in
-                or any(self.basket.qty(sku) < n for sku, n in a.booked.items())):
+                or any(self.basket.qty(sku) < n for sku, n in a.ep.units.items())):
             del self._audits[track_id]
             return []
         cands = tuple(sorted(self._known(candidates), key=lambda c: -c[1]))
         top, p_top = cands[0] if cands else (None, 0.0)
-        contrary = (at_rest and top is not None and top not in a.booked and p_top >= cfg.audit_min_prob
-                    and all(dict(cands).get(sku, 0.0) <= 1.0 - cfg.audit_min_prob for sku in a.booked))
+        booked = [sku for sku, n in a.ep.units.items() if n > 0]  # any of the add's SKUs is no contrary look
+        contrary = (at_rest and top is not None and top not in booked and p_top >= cfg.audit_min_prob
+                    and all(dict(cands).get(sku, 0.0) <= 1.0 - cfg.audit_min_prob for sku in booked))
         if not contrary:
             a.since_ns, a.anchor = None, None
             return []
@@ -477,44 +480,114 @@ class Fusion:
             return []  # a weight change is in progress: wait for it
         return self._audit_revise(a, cands)
 
+    def audit_census(self) -> list[Event]:
+        """Weight guesses of adds (units no track carried, booked below ``commit_posterior``)
+        within ``audit_window_s``: when the census steadily shows a product more than the
+        basket holds, the add's change is explained again as if a track had carried it; when
+        that explanation takes only guesses back and books the product with at least
+        ``audit_min_posterior``, it is revised."""
+        cfg = self.config
+        if not self._census_audits or self.mode != "fusion":
+            return []
+        limit = int(cfg.audit_window_s * _NS)
+        self._census_audits = [(ep, t) for ep, t in self._census_audits
+                               if self.now_ns - t <= limit and sum(ep.untracked.values()) > 0]
+        if not self._census_audits or any(not e.committed for e in self._episodes):
+            return []
+        t_from = self.now_ns - int(cfg.census_min_s * _NS)
+        seen, n_frames = self._census_seen(t_from)
+        if n_frames < 2:
+            return []
+        steady = sorted(sku for sku, k in seen.items() if k / n_frames >= cfg.census_min_share)
+        for ep, t_commit in list(self._census_audits):
+            if t_from < ep.weight.t_settled_ns:
+                continue
+            guesses = {sku for sku, n in ep.untracked.items() if n > 0 and ep.unit_conf.get(sku, 1.0) < cfg.commit_posterior}
+            booked = Counter({k: n for k, n in ep.units.items() if n > 0})
+            for sku in steady:
+                if sku in guesses:
+                    continue
+                look = ((sku, 0.95),)
+                pseudo = _Vision(VisionEvent(ENTERED, -1 - ep.serial, ep.weight.t_start_ns, ep.weight.t_start_ns, look), 0, look)
+                ep.vision.append(pseudo)
+                ep.cache = ()
+                exps = self._search(ep, True)
+                ep.vision.remove(pseudo)
+                ep.cache = ()
+                best = exps[0]
+                counts = Counter(dict(best.counts))
+                if best.outlier or best.prob < cfg.audit_min_posterior or counts[sku] < 1 or counts == booked:
+                    continue
+                gone, new = booked - counts, counts - booked
+                if not set(gone) <= guesses or any(k in self.basket for k in new if k != sku):
+                    continue
+                self._census_audits.remove((ep, t_commit))
+                for tid in [t for t, other in self._audits.items() if other.ep is ep]:
+                    del self._audits[tid]  # once per add
+                w = ep.weight
+                evidence = self._evidence(ep, exps)
+                evidence["revises"] = "+".join(f"{n}x{s}" for s, n in sorted(gone.items()))
+                evidence["census"] = {"sku": sku, "share": round(seen[sku] / n_frames, 3), "frames": n_frames}
+                out = []
+                for k, n in sorted(gone.items()):
+                    out.append(self._apply(-1, k, n, ep.unit_conf.get(k, best.prob), None, None, w.t_settled_ns, evidence))
+                    ep.units[k] -= n
+                    ep.untracked[k] = max(0, ep.untracked[k] - n)
+                for k, n in sorted(new.items()):
+                    conf = _marginal(exps, k, counts[k])
+                    out.append(self._apply(1, k, n, conf, None, None, w.t_settled_ns, evidence))
+                    ep.units[k] += n
+                    ep.unit_conf[k] = conf
+                self.stats["census_revisions"] += 1
+                return out
+        return []
+
     def _audit_revise(self, a: _Audit, cands: Candidates) -> list[Event]:
         ep = a.ep
-        del self._audits[a.track_id]
+        for tid in [t for t, other in self._audits.items() if other.ep is ep]:
+            del self._audits[tid]  # once per add
         self.stats["audits"] += 1
         mine = [v for v in ep.vision if v.ev.track_id == a.track_id]
         saved = [v.candidates for v in mine]
         for v in mine:
             v.candidates = cands
         ep.cache = ()
-        # Explain the change as if these units were not in the basket (what vision and weight say
-        # now, on the basket the add found).
+        # Explain the change again with this look, on the basket the add found.
         exps = self._search(ep, True)
+        tracks = self._strongest(ep)
         for v, c in zip(mine, saved):
             v.candidates = c
         ep.cache = ()
         best = exps[0]
         counts = Counter(dict(best.counts))
-        if best.outlier or best.prob < self.config.audit_min_posterior or counts == a.booked:
+        booked = Counter({k: n for k, n in ep.units.items() if n > 0})
+        if best.outlier or best.prob < self.config.audit_min_posterior or counts == booked:
             return []
-        if any(sku in self.basket and sku not in a.booked for sku in counts):
+        gone, new = booked - counts, counts - booked
+        if any(sku in self.basket and sku not in booked for sku in new):
             # A look of a product already in the basket may be that product: the track slid onto
             # it, or it lies under the booked one.
             self.stats["audits_in_basket"] += 1
             return []
+        carriers = {sku: v.ev.track_id for v, (sku, _n) in zip(tracks, best.tracks) if sku is not None}
+        booked_tracks = self._tracks_in & {v.ev.track_id for v in ep.vision}
         w = ep.weight
         evidence = self._evidence(ep, exps)
-        evidence["revises"] = "+".join(f"{n}x{s}" for s, n in sorted(a.booked.items()))
-        evidence["audit"] = [[s, round(p, 4)] for s, p in cands[:3]]
+        evidence["revises"] = "+".join(f"{n}x{s}" for s, n in sorted(gone.items()))
+        evidence["audit"] = [a.track_id] + [[s, round(p, 4)] for s, p in cands[:3]]
         out = []
-        for sku, n in sorted(a.booked.items()):
-            out.append(self._apply(-1, sku, n, ep.unit_conf.get(sku, best.prob), None, a.track_id, w.t_settled_ns, evidence))
+        for sku, n in sorted(gone.items()):
+            out.append(self._apply(-1, sku, n, ep.unit_conf.get(sku, best.prob), None, a.carriers.get(sku), w.t_settled_ns,
+                                   evidence))
             ep.units[sku] -= n
-        for sku, n in sorted(counts.items()):
-            conf = _marginal(exps, sku, n)
+        for sku, n in sorted(new.items()):
+            conf = _marginal(exps, sku, counts[sku])
             # No weight changed now: the pair carries none (the add already did).
-            out.append(self._apply(1, sku, n, conf, None, a.track_id, w.t_settled_ns, evidence))
+            out.append(self._apply(1, sku, n, conf, None, carriers.get(sku), w.t_settled_ns, evidence))
             ep.units[sku] += n
             ep.unit_conf[sku] = conf
+        self._tracks_in |= booked_tracks  # the episode's tracks still hold products of the basket
+        self._census_audits = [(e, t) for e, t in self._census_audits if e is not ep]  # once per add
         self.stats["audit_revisions"] += 1
         return out
 
@@ -567,6 +640,7 @@ class Fusion:
         self._glimpses.clear()
         self._continued.clear()
         self._audits.clear()
+        self._census_audits.clear()
         return self.basket.clear()
 
     # =========================================================================================
@@ -1132,12 +1206,15 @@ class Fusion:
                 ep.counted[sku] += n
         for sku in list(ep.counted):
             ep.counted[sku] = max(0, min(ep.counted[sku], counts[sku] - 1))
-        if (ep.sign > 0 and self.config.audit_window_s > 0 and self.mode == "fusion" and not best.extras
+        if (ep.sign > 0 and self.config.audit_window_s > 0 and self.mode == "fusion"
                 and not any(e.type == "weight_mismatch" for e in out)):
             carried = [(v, sku) for v, (sku, _n) in zip(tracks, best.tracks) if sku is not None]
-            if len(carried) == 1 and not carried[0][0].ev.in_place and labelled.get(carried[0][1]) == carried[0][0].ev.track_id:
-                tid = carried[0][0].ev.track_id
-                self._audits[tid] = _Audit(ep, tid, Counter({s: n for s, n in counts.items() if n > 0}), self.now_ns)
+            for v, sku in carried:
+                if not v.ev.in_place and labelled.get(sku) == v.ev.track_id:
+                    self._audits[v.ev.track_id] = _Audit(ep, v.ev.track_id, dict(labelled), self.now_ns)
+        if (ep.sign > 0 and self.config.audit_window_s > 0 and self.mode == "fusion"
+                and any(n > 0 and ep.unit_conf.get(s, 1.0) < self.config.commit_posterior for s, n in ep.untracked.items())):
+            self._census_audits.append((ep, self.now_ns))
         # Tracks beyond _MAX_TRACKS: duplicates of the explained items, consumed silently.
         return out
 
@@ -1278,6 +1355,19 @@ class Fusion:
         z = self._fit_z(w.delta_g, product, 1, w.sigma_g ** 2)
         return z if z <= self.config.z_prune / 2 else None
 
+    def _census_seen(self, t_from: int) -> tuple[Counter, int]:
+        """In how many census frames since ``t_from`` each SKU was seen resting more often than
+        the basket holds it, discounting products still waiting to be booked with their own
+        tracks; and the number of frames."""
+        frames = [surplus for t, surplus in self._census if t >= t_from]
+        pending = Counter(v.candidates[0][0] for v in self._pending_vision() if v.candidates and not v.ev.in_place)
+        seen = Counter()
+        for surplus in frames:
+            for sku, n in surplus.items():
+                if n > pending[sku]:
+                    seen[sku] += 1
+        return seen, len(frames)
+
     def _census_unit(self, ep: _Episode) -> tuple[str, float, str, dict] | None:
         """``(sku, share, "census", evidence)`` when, over the last ``census_min_s`` (all of it
         after the rise settled), one SKU was counted among the resting products more often than
@@ -1289,20 +1379,14 @@ class Fusion:
         t_from = self.now_ns - int(cfg.census_min_s * _NS)
         if t_from < w.t_settled_ns or not self._census:
             return None
-        frames = [s for t, s in self._census if t >= t_from]
-        if not frames:
+        seen, n_frames = self._census_seen(t_from)
+        if not n_frames:
             return None
-        pending = Counter(v.candidates[0][0] for v in self._pending_vision() if v.candidates and not v.ev.in_place)
-        seen = Counter()
-        for surplus in frames:
-            for sku, n in surplus.items():
-                if n > pending[sku]:
-                    seen[sku] += 1
-        best = self._best_single(w, {sku: k / len(frames) for sku, k in seen.items()}, cfg.census_min_share)
+        best = self._best_single(w, {sku: k / n_frames for sku, k in seen.items()}, cfg.census_min_share)
         if best is None:
             return None
         share, sku = best
-        return sku, share, "census", {"sku": sku, "share": round(share, 3), "frames": len(frames)}
+        return sku, share, "census", {"sku": sku, "share": round(share, 3), "frames": n_frames}
 
     def _glimpse_unit(self, ep: _Episode, hold_ended: bool = False) -> tuple[str, float, str, dict] | None:
         """``(sku, probability, "glimpse", evidence)`` when, from ``pair_before_s`` before the
