@@ -242,7 +242,7 @@ def test_a_resting_look_does_not_revise_an_add_unless_it_holds_where_it_lies_and
     revises it (the first test's rule) -- but not when it lasts less than audit_min_s, when the
     track keeps moving (a product slid under it, perhaps), when the weight rules the look out
     (jam, 690 g), when it comes after audit_window_s, when it is the booked SKU's own, or when a
-    sugar is in the basket already (the track may have slid onto it: unseen J simple seed 9204,
+    sugar is in the basket already (the track may have slid onto it: unseen N simple seed 9204,
     an apple juice revised into a second bag of apples lying beside it)."""
     basket = Basket()
     if case == "in_basket":
