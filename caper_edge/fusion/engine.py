@@ -101,6 +101,7 @@ class _Episode:
     counted: Counter = field(default_factory=Counter)    # ... second units of a SKU a track was seen as (_revise)
     unit_conf: dict = field(default_factory=dict)        # committed SKU -> its event's confidence
     cache: tuple = ()                                  # (inputs key, explanations)
+    second_looks: dict = field(default_factory=dict)   # the audits' explanations by inputs key (_explain_with)
 
     @property
     def settled(self) -> bool:
@@ -463,8 +464,9 @@ class Fusion:
         cands = tuple(sorted(self._known(candidates), key=lambda c: -c[1]))
         top, p_top = cands[0] if cands else (None, 0.0)
         booked = [sku for sku, n in a.ep.units.items() if n > 0]  # any of the add's SKUs is no contrary look
+        probs = dict(cands)
         contrary = (at_rest and top is not None and top not in booked and p_top >= cfg.audit_min_prob
-                    and all(dict(cands).get(sku, 0.0) <= 1.0 - cfg.audit_min_prob for sku in booked))
+                    and all(probs.get(sku, 0.0) <= 1.0 - cfg.audit_min_prob for sku in booked))
         if not contrary:
             a.since_ns, a.anchor = None, None
             return []
@@ -509,11 +511,7 @@ class Fusion:
                     continue
                 look = ((sku, 0.95),)
                 pseudo = _Vision(VisionEvent(ENTERED, -1 - ep.serial, ep.weight.t_start_ns, ep.weight.t_start_ns, look), 0, look)
-                ep.vision.append(pseudo)
-                ep.cache = ()
-                exps = self._search(ep, True)
-                ep.vision.remove(pseudo)
-                ep.cache = ()
+                exps, _tracks = self._explain_with(ep, ep.vision + [pseudo])
                 best = exps[0]
                 counts = Counter(dict(best.counts))
                 if best.outlier or best.prob < cfg.audit_min_posterior or counts[sku] < 1 or counts == booked:
@@ -521,43 +519,21 @@ class Fusion:
                 gone, new = booked - counts, counts - booked
                 if not set(gone) <= guesses or any(k in self.basket for k in new if k != sku):
                     continue
-                self._census_audits.remove((ep, t_commit))
-                for tid in [t for t, other in self._audits.items() if other.ep is ep]:
-                    del self._audits[tid]  # once per add
-                w = ep.weight
-                evidence = self._evidence(ep, exps)
-                evidence["revises"] = "+".join(f"{n}x{s}" for s, n in sorted(gone.items()))
-                evidence["census"] = {"sku": sku, "share": round(seen[sku] / n_frames, 3), "frames": n_frames}
-                out = []
-                for k, n in sorted(gone.items()):
-                    out.append(self._apply(-1, k, n, ep.unit_conf.get(k, best.prob), None, None, w.t_settled_ns, evidence))
-                    ep.units[k] -= n
+                census = {"sku": sku, "share": round(seen[sku] / n_frames, 3), "frames": n_frames}
+                out = self._book_revision(ep, exps, counts, gone, new, {"census": census}, {}, {})
+                for k, n in gone.items():
                     ep.untracked[k] = max(0, ep.untracked[k] - n)
-                for k, n in sorted(new.items()):
-                    conf = _marginal(exps, k, counts[k])
-                    out.append(self._apply(1, k, n, conf, None, None, w.t_settled_ns, evidence))
-                    ep.units[k] += n
-                    ep.unit_conf[k] = conf
                 self.stats["census_revisions"] += 1
                 return out
         return []
 
     def _audit_revise(self, a: _Audit, cands: Candidates) -> list[Event]:
         ep = a.ep
-        for tid in [t for t, other in self._audits.items() if other.ep is ep]:
-            del self._audits[tid]  # once per add
+        self._end_audits(ep, census=False)  # once per add, whichever of its tracks asked
         self.stats["audits"] += 1
-        mine = [v for v in ep.vision if v.ev.track_id == a.track_id]
-        saved = [v.candidates for v in mine]
-        for v in mine:
-            v.candidates = cands
-        ep.cache = ()
         # Explain the change again with this look, on the basket the add found.
-        exps = self._search(ep, True)
-        tracks = self._strongest(ep)
-        for v, c in zip(mine, saved):
-            v.candidates = c
-        ep.cache = ()
+        exps, tracks = self._explain_with(
+            ep, [dataclasses.replace(v, candidates=cands) if v.ev.track_id == a.track_id else v for v in ep.vision])
         best = exps[0]
         counts = Counter(dict(best.counts))
         booked = Counter({k: n for k, n in ep.units.items() if n > 0})
@@ -570,26 +546,59 @@ class Fusion:
             self.stats["audits_in_basket"] += 1
             return []
         carriers = {sku: v.ev.track_id for v, (sku, _n) in zip(tracks, best.tracks) if sku is not None}
-        booked_tracks = self._tracks_in & {v.ev.track_id for v in ep.vision}
+        look = [a.track_id] + [[s, round(p, 4)] for s, p in cands[:3]]
+        out = self._book_revision(ep, exps, counts, gone, new, {"audit": look}, a.carriers, carriers)
+        self.stats["audit_revisions"] += 1
+        return out
+
+    def _explain_with(self, ep: _Episode, vision: list[_Vision]) -> tuple[list[Explanation], list[_Vision]]:
+        """The explanations of a committed episode's change had its tracks looked like
+        ``vision`` (an audit's second look), and the tracks they label; the episode is left as it
+        was. Cached by the same inputs as :meth:`_explain`, so an audit that keeps failing
+        (the census stays steady, the explanation unsure) is not searched again every frame."""
+        key = self._inputs_key(ep, vision, True)
+        hit = ep.second_looks.get(key)
+        if hit is None:
+            saved, ep.vision = ep.vision, vision
+            try:
+                hit = (self._search(ep, True), self._strongest(ep))
+            finally:
+                ep.vision = saved
+            ep.second_looks[key] = hit
+        return hit
+
+    def _book_revision(self, ep: _Episode, exps: list[Explanation], counts: Counter, gone: Counter, new: Counter,
+                       detail: dict, removed_from: dict, added_to: dict) -> list[Event]:
+        """An audit's revision of the add ``ep``: ``item_removed`` of the units ``gone`` and
+        ``item_added`` of the units ``new`` (the new best explanation ``counts`` against what was
+        booked), at the add's time, with no weight delta (the add carried it), on the tracks
+        ``removed_from`` / ``added_to`` name per SKU; ``detail`` joins the evidence after
+        ``revises``. Ends the add's audits."""
         w = ep.weight
         evidence = self._evidence(ep, exps)
         evidence["revises"] = "+".join(f"{n}x{s}" for s, n in sorted(gone.items()))
-        evidence["audit"] = [a.track_id] + [[s, round(p, 4)] for s, p in cands[:3]]
+        evidence.update(detail)
+        booked_tracks = self._tracks_in & {v.ev.track_id for v in ep.vision}
         out = []
         for sku, n in sorted(gone.items()):
-            out.append(self._apply(-1, sku, n, ep.unit_conf.get(sku, best.prob), None, a.carriers.get(sku), w.t_settled_ns,
-                                   evidence))
+            out.append(self._apply(-1, sku, n, ep.unit_conf.get(sku, exps[0].prob), None, removed_from.get(sku),
+                                   w.t_settled_ns, evidence))
             ep.units[sku] -= n
         for sku, n in sorted(new.items()):
             conf = _marginal(exps, sku, counts[sku])
-            # No weight changed now: the pair carries none (the add already did).
-            out.append(self._apply(1, sku, n, conf, None, carriers.get(sku), w.t_settled_ns, evidence))
+            out.append(self._apply(1, sku, n, conf, None, added_to.get(sku), w.t_settled_ns, evidence))
             ep.units[sku] += n
             ep.unit_conf[sku] = conf
         self._tracks_in |= booked_tracks  # the episode's tracks still hold products of the basket
-        self._census_audits = [(e, t) for e, t in self._census_audits if e is not ep]  # once per add
-        self.stats["audit_revisions"] += 1
+        self._end_audits(ep)
         return out
+
+    def _end_audits(self, ep: _Episode, census: bool = True) -> None:
+        """Forget the resting audits of the add ``ep`` (and, with ``census``, its census audit)."""
+        for tid in [t for t, other in self._audits.items() if other.ep is ep]:
+            del self._audits[tid]
+        if census:
+            self._census_audits = [(e, t) for e, t in self._census_audits if e is not ep]
 
     def note_floor(self, track_id: int, t_ns: int, floor_uv: tuple[float, float]) -> None:
         """The floor position of a booked track seen at ``t_ns`` (the replay loop passes every
@@ -888,13 +897,18 @@ class Fusion:
     def _explain(self, ep: _Episode, use_vision: bool = True) -> list[Explanation]:
         """The explanations of the episode's change, cached until its inputs (the change, the
         tracks and their candidates, the basket) change: held episodes are re-decided every tick."""
-        key = (ep.weight, use_vision, tuple((v.ev, v.candidates, self._track_floor.get(v.ev.track_id)) for v in ep.vision),
-               self._basket_version)
+        key = self._inputs_key(ep, ep.vision, use_vision)
         if ep.cache and ep.cache[0] == key:
             return ep.cache[1]
         exps = self._search(ep, use_vision)
         ep.cache = (key, exps)
         return exps
+
+    def _inputs_key(self, ep: _Episode, vision: list[_Vision], use_vision: bool) -> tuple:
+        """What an episode's explanations depend on: its change, the tracks with their
+        candidates and floor places, the basket."""
+        return (ep.weight, use_vision, tuple((v.ev, v.candidates, self._track_floor.get(v.ev.track_id)) for v in vision),
+                self._basket_version)
 
     def _search(self, ep: _Episode, use_vision: bool) -> list[Explanation]:
         cfg = self.config
@@ -1206,15 +1220,14 @@ class Fusion:
                 ep.counted[sku] += n
         for sku in list(ep.counted):
             ep.counted[sku] = max(0, min(ep.counted[sku], counts[sku] - 1))
-        if (ep.sign > 0 and self.config.audit_window_s > 0 and self.mode == "fusion"
-                and not any(e.type == "weight_mismatch" for e in out)):
-            carried = [(v, sku) for v, (sku, _n) in zip(tracks, best.tracks) if sku is not None]
-            for v, sku in carried:
-                if not v.ev.in_place and labelled.get(sku) == v.ev.track_id:
-                    self._audits[v.ev.track_id] = _Audit(ep, v.ev.track_id, dict(labelled), self.now_ns)
-        if (ep.sign > 0 and self.config.audit_window_s > 0 and self.mode == "fusion"
-                and any(n > 0 and ep.unit_conf.get(s, 1.0) < self.config.commit_posterior for s, n in ep.untracked.items())):
-            self._census_audits.append((ep, self.now_ns))
+        if ep.sign > 0 and self.config.audit_window_s > 0 and self.mode == "fusion":
+            if not any(e.type == "weight_mismatch" for e in out):  # the audits: a sharper look may revise it
+                carriers = dict(labelled)
+                for v, (sku, _n) in zip(tracks, best.tracks):
+                    if sku is not None and not v.ev.in_place and labelled.get(sku) == v.ev.track_id:
+                        self._audits[v.ev.track_id] = _Audit(ep, v.ev.track_id, carriers, self.now_ns)
+            if any(n > 0 and ep.unit_conf.get(s, 1.0) < self.config.commit_posterior for s, n in ep.untracked.items()):
+                self._census_audits.append((ep, self.now_ns))
         # Tracks beyond _MAX_TRACKS: duplicates of the explained items, consumed silently.
         return out
 
