@@ -546,6 +546,10 @@ class FusionConfig:
     census_min_prob: float
     census_min_s: float
     census_min_share: float
+    census_ends_resighted_wait: bool
+    """A rise explained only by products found again in place is committed as soon as the census
+    steadily counts the new units at rest, instead of waiting ``add_pair_after_s`` for their own
+    tracks."""
     glimpse_units: bool
     """An add no track accounts for is booked as the SKU that item detections no confirmed track
     took (a product carried in too fast or too hidden for a track to start) confidently showed

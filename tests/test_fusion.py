@@ -1089,6 +1089,43 @@ def test_census_without_surplus_or_with_a_flickering_one_keeps_the_alarm(fusion)
         assert f.basket.counts() == {"JAM": 1}
 
 
+@pytest.mark.parametrize("case", ["counted", "not_counted", "off"])
+def test_census_ends_the_wait_of_a_rise_explained_by_a_resighting(case):
+    # A second jam is put down beside the first (booked on track 3); the only track of it is a
+    # new one found in place looking like a jam, which fusion prices as the booked jam seen
+    # again, so the add waits add_pair_after_s (0.6 s) after the weight settled for the new
+    # product's own track (busy seed 3002: booked 1.52 s after the product came to rest). When
+    # the census counts two jams at rest from the moment the weight settled, the add is
+    # committed once that surplus is steady for census_min_s (0.3 s). Counted once (the first
+    # jam hidden under the second), or with census_ends_resighted_wait off, it waits as before.
+    cfg = dataclasses.replace(default_fusion_config(), census_ends_resighted_wait=case != "off")
+    f = Fusion(CATALOG, cfg)
+    f.basket.add("JAM", 1, track_id=3)
+    found = VisionEvent("entered", 9, ns(1.65), ns(1.65), (("JAM", 0.99), ("TUNA", 0.01)), in_place=True)
+    jams = 1 if case == "not_counted" else 2
+    events = frames_run(f, [weighed(1.0, 690.4), found],
+                        lambda t: f.set_census(t, {"JAM": jams if t >= ns(1.6) else 1}), until=6.0)
+    assert summary(events) == [("item_added", "JAM", 1)]
+    decided = events[0].extras["t_decided_ns"] / S
+    if case == "counted":
+        assert 1.9 <= decided < 2.0
+        assert f.stats["census_ended_resighted_waits"] == 1
+    else:
+        assert decided >= 2.4
+        assert f.stats["census_ended_resighted_waits"] == 0
+    assert f.basket.counts() == {"JAM": 2}
+
+
+def test_census_does_not_end_the_wait_for_a_sku_it_does_not_count():
+    # The census counts a surplus tuna, but the re-sighting books a jam: the wait goes on.
+    f = Fusion(CATALOG)
+    f.basket.add("JAM", 1, track_id=3)
+    found = VisionEvent("entered", 9, ns(1.65), ns(1.65), (("JAM", 0.99),), in_place=True)
+    events = frames_run(f, [weighed(1.0, 690.4), found], lambda t: f.set_census(t, {"JAM": 1, "TUNA": 1}), until=6.0)
+    assert summary(events) == [("item_added", "JAM", 1)]
+    assert events[0].extras["t_decided_ns"] / S >= 2.4
+
+
 def test_census_off_keeps_the_alarm():
     f = Fusion(CATALOG, dataclasses.replace(default_fusion_config(), census_units=False))
     f.basket.add("JAM", 1, track_id=1)

@@ -765,7 +765,8 @@ class Fusion:
                 and not self._seen_extras(ep, best)):
             # The tracks only brought nothing (hands, resting items found again): no unit was seen.
             return self._decide_unseen(ep, waited)
-        if self._only_resighted(ep, best) and waited < (cfg.add_pair_after_s if ep.sign > 0 else cfg.unseen_removal_hold_s) * _NS:
+        if (self._only_resighted(ep, best) and waited < (cfg.add_pair_after_s if ep.sign > 0 else cfg.unseen_removal_hold_s) * _NS
+                and not self._census_confirms(ep, best)):
             return []  # only booked items seen again explain it: give the new item's own track time to arrive
         if best.prob >= cfg.commit_posterior or waited >= cfg.decision_timeout_s * _NS:
             if (ep.sign > 0 and waited < cfg.entering_hold_s * _NS
@@ -791,6 +792,30 @@ class Fusion:
                 seen[v.ev.track_id] = v.candidates[0][0]
                 left[v.candidates[0][0]] -= 1
         return seen
+
+    def _census_confirms(self, ep: _Episode, best: Explanation) -> bool:
+        """A rise whose best explanation rests on re-sightings is a new unit at rest, not a booked
+        one seen again, when the census (``census_units``) has counted more resting products of
+        each SKU it books than the basket holds -- by at least the units it books, discounting
+        products still waiting to be booked with their own tracks -- in at least
+        ``census_min_share`` of the frames of the last ``census_min_s``, all of them after the
+        rise settled (``census_ends_resighted_wait``)."""
+        cfg = self.config
+        if ep.sign < 0 or not cfg.census_ends_resighted_wait or not self._census:
+            return False
+        t_from = self.now_ns - int(cfg.census_min_s * _NS)
+        if t_from < ep.weight.t_settled_ns:
+            return False
+        booked = dict(best.counts)
+        if not booked:
+            return False
+        frames = [surplus for t, surplus in self._census if t >= t_from]
+        pending = Counter(v.candidates[0][0] for v in self._pending_vision() if v.candidates and not v.ev.in_place)
+        steady = sum(all(surplus.get(sku, 0) - pending[sku] >= n for sku, n in booked.items()) for surplus in frames)
+        if not frames or steady < cfg.census_min_share * len(frames):
+            return False
+        self.stats["census_ended_resighted_waits"] += 1
+        return True
 
     def _only_resighted(self, ep: _Episode, best: Explanation) -> bool:
         """The best explanation puts units only on tracks of booked items seen again."""
