@@ -490,6 +490,9 @@ class FusionConfig:
     mode: Literal["fusion", "vision_only", "weight_only"]
     pair_before_s: float
     add_pair_after_s: float
+    resighted_wait_s: float
+    """How long a rise explained only by re-sightings waits after it settled for the new
+    product's own track."""
     remove_pair_after_s: float
     absorb_window_s: float
     unseen_hold_s: float
@@ -548,7 +551,7 @@ class FusionConfig:
     census_min_share: float
     census_ends_resighted_wait: bool
     """A rise explained only by products found again in place is committed as soon as the census
-    steadily counts the new units at rest, instead of waiting ``add_pair_after_s`` for their own
+    steadily counts the new units at rest, instead of waiting ``resighted_wait_s`` for their own
     tracks."""
     glimpse_units: bool
     """An add no track accounts for is booked as the SKU that item detections no confirmed track
@@ -600,7 +603,7 @@ class FusionConfig:
     absorb_min_prob: float
 
     def __post_init__(self) -> None:
-        for key in ("pair_before_s", "add_pair_after_s", "remove_pair_after_s", "absorb_window_s", "unseen_hold_s",
+        for key in ("pair_before_s", "add_pair_after_s", "resighted_wait_s", "remove_pair_after_s", "absorb_window_s", "unseen_hold_s",
                     "unseen_removal_hold_s", "swap_window_s", "putback_window_s", "weight_wait_s", "decision_timeout_s", "in_place_max_travel", "refound_gap_s", "entering_hold_s", "census_min_s", "continue_max_dist", "continue_max_gap_s",
                     "audit_window_s", "audit_min_s",
                     "reentry_max_move",

@@ -765,7 +765,7 @@ class Fusion:
                 and not self._seen_extras(ep, best)):
             # The tracks only brought nothing (hands, resting items found again): no unit was seen.
             return self._decide_unseen(ep, waited)
-        if (self._only_resighted(ep, best) and waited < (cfg.add_pair_after_s if ep.sign > 0 else cfg.unseen_removal_hold_s) * _NS
+        if (self._only_resighted(ep, best) and waited < (cfg.resighted_wait_s if ep.sign > 0 else cfg.unseen_removal_hold_s) * _NS
                 and not self._census_confirms(ep, best)):
             return []  # only booked items seen again explain it: give the new item's own track time to arrive
         if best.prob >= cfg.commit_posterior or waited >= cfg.decision_timeout_s * _NS:
