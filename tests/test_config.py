@@ -38,6 +38,8 @@ def test_environment_overrides_file(tmp_path):
         ("[preprocess]\nsizes = [1, 1]\n", "unknown config key preprocess.sizes"),
         ("[nosuchsection]\na = 1\n", "unknown config key nosuchsection"),
         ("[preprocess\n", "not valid TOML"),
+        ("[fusion]\nresighted_wait_s = -0.4\n", "fusion.resighted_wait_s = -0.4"),
+        ("[fusion]\ncensus_ends_resighted_wait = 'yes'\n", "fusion.census_ends_resighted_wait"),
     ],
 )
 def test_bad_values_name_key_and_value(tmp_path, text, fragment):
