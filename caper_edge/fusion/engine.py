@@ -463,7 +463,7 @@ class Fusion:
             return []
         cands = tuple(sorted(self._known(candidates), key=lambda c: -c[1]))
         top, p_top = cands[0] if cands else (None, 0.0)
-        booked = [sku for sku, n in a.ep.units.items() if n > 0]  # any of the add's SKUs is no contrary look
+        booked = +a.ep.units  # any of the add's SKUs is no contrary look
         probs = dict(cands)
         contrary = (at_rest and top is not None and top not in booked and p_top >= cfg.audit_min_prob
                     and all(probs.get(sku, 0.0) <= 1.0 - cfg.audit_min_prob for sku in booked))
@@ -504,8 +504,8 @@ class Fusion:
         for ep, t_commit in list(self._census_audits):
             if t_from < ep.weight.t_settled_ns:
                 continue
-            guesses = {sku for sku, n in ep.untracked.items() if n > 0 and ep.unit_conf.get(sku, 1.0) < cfg.commit_posterior}
-            booked = Counter({k: n for k, n in ep.units.items() if n > 0})
+            guesses = set(self._weight_guesses(ep))
+            booked = +ep.units
             for sku in steady:
                 if sku in guesses:
                     continue
@@ -536,7 +536,7 @@ class Fusion:
             ep, [dataclasses.replace(v, candidates=cands) if v.ev.track_id == a.track_id else v for v in ep.vision])
         best = exps[0]
         counts = Counter(dict(best.counts))
-        booked = Counter({k: n for k, n in ep.units.items() if n > 0})
+        booked = +ep.units
         if best.outlier or best.prob < self.config.audit_min_posterior or counts == booked:
             return []
         gone, new = booked - counts, counts - booked
@@ -592,6 +592,12 @@ class Fusion:
         self._tracks_in |= booked_tracks  # the episode's tracks still hold products of the basket
         self._end_audits(ep)
         return out
+
+    def _weight_guesses(self, ep: _Episode) -> list[str]:
+        """The SKUs of the add ``ep`` still booked on the weight alone: units no track carried,
+        committed below ``commit_posterior`` (sorted)."""
+        return sorted(sku for sku, n in ep.untracked.items()
+                      if n > 0 and ep.unit_conf.get(sku, 1.0) < self.config.commit_posterior)
 
     def _end_audits(self, ep: _Episode, census: bool = True) -> None:
         """Forget the resting audits of the add ``ep`` (and, with ``census``, its census audit)."""
@@ -724,8 +730,7 @@ class Fusion:
         if p_top < cfg.mismatch_vision_min or top in self.basket:  # candidates are catalogue SKUs
             return []
         new = self.catalog[top]
-        guesses = [(sku, ep.untracked) for sku in sorted(ep.untracked)
-                   if ep.unit_conf.get(sku, 1.0) < cfg.commit_posterior]
+        guesses = [(sku, ep.untracked) for sku in self._weight_guesses(ep)]
         if v.ev.track_id not in self._tracks_in:
             guesses += [(sku, ep.counted) for sku in sorted(ep.counted)]
         for sku, kind in guesses:
@@ -801,17 +806,11 @@ class Fusion:
         ``census_min_share`` of the frames of the last ``census_min_s``, all of them after the
         rise settled (``census_ends_resighted_wait``)."""
         cfg = self.config
-        if ep.sign < 0 or not cfg.census_ends_resighted_wait or not self._census:
-            return False
         t_from = self.now_ns - int(cfg.census_min_s * _NS)
-        if t_from < ep.weight.t_settled_ns:
+        if ep.sign < 0 or not cfg.census_ends_resighted_wait or not best.counts or t_from < ep.weight.t_settled_ns:
             return False
-        booked = dict(best.counts)
-        if not booked:
-            return False
-        frames = [surplus for t, surplus in self._census if t >= t_from]
-        pending = Counter(v.candidates[0][0] for v in self._pending_vision() if v.candidates and not v.ev.in_place)
-        steady = sum(all(surplus.get(sku, 0) - pending[sku] >= n for sku, n in booked.items()) for surplus in frames)
+        frames = self._census_frames(t_from)
+        steady = sum(all(surplus[sku] >= n for sku, n in best.counts) for surplus in frames)
         if not frames or steady < cfg.census_min_share * len(frames):
             return False
         self.stats["census_ended_resighted_waits"] += 1
@@ -1251,7 +1250,7 @@ class Fusion:
                 for v, (sku, _n) in zip(tracks, best.tracks):
                     if sku is not None and not v.ev.in_place and labelled.get(sku) == v.ev.track_id:
                         self._audits[v.ev.track_id] = _Audit(ep, v.ev.track_id, carriers, self.now_ns)
-            if any(n > 0 and ep.unit_conf.get(s, 1.0) < self.config.commit_posterior for s, n in ep.untracked.items()):
+            if self._weight_guesses(ep):
                 self._census_audits.append((ep, self.now_ns))
         # Tracks beyond _MAX_TRACKS: duplicates of the explained items, consumed silently.
         return out
@@ -1393,18 +1392,19 @@ class Fusion:
         z = self._fit_z(w.delta_g, product, 1, w.sigma_g ** 2)
         return z if z <= self.config.z_prune / 2 else None
 
-    def _census_seen(self, t_from: int) -> tuple[Counter, int]:
-        """In how many census frames since ``t_from`` each SKU was seen resting more often than
-        the basket holds it, discounting products still waiting to be booked with their own
-        tracks; and the number of frames."""
-        frames = [surplus for t, surplus in self._census if t >= t_from]
+    def _census_frames(self, t_from: int) -> list[Counter]:
+        """The census frames since ``t_from``: per SKU, how many more resting products were seen
+        than the basket holds, less the products still waiting to be booked with their own
+        tracks (only SKUs left with a surplus)."""
         pending = Counter(v.candidates[0][0] for v in self._pending_vision() if v.candidates and not v.ev.in_place)
-        seen = Counter()
-        for surplus in frames:
-            for sku, n in surplus.items():
-                if n > pending[sku]:
-                    seen[sku] += 1
-        return seen, len(frames)
+        return [Counter({sku: n - pending[sku] for sku, n in surplus.items() if n > pending[sku]})
+                for t, surplus in self._census if t >= t_from]
+
+    def _census_seen(self, t_from: int) -> tuple[Counter, int]:
+        """In how many census frames since ``t_from`` each SKU showed a surplus
+        (:meth:`_census_frames`); and the number of frames."""
+        frames = self._census_frames(t_from)
+        return Counter(sku for surplus in frames for sku in surplus), len(frames)
 
     def _census_unit(self, ep: _Episode) -> tuple[str, float, str, dict] | None:
         """``(sku, share, "census", evidence)`` when, over the last ``census_min_s`` (all of it
