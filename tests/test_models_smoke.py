@@ -567,3 +567,73 @@ def test_gpu_training_script_parses():
     script = Path(__file__).resolve().parents[1] / "models" / "gpu_train.sh"
     out = subprocess.run([bash, "-n", str(script)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def _trained_bn_stats(torch, net):
+    """Give every BatchNorm statistics and an affine map far from the identity, as training would."""
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                c = m.num_features
+                m.running_mean.copy_(torch.randn(c, generator=g) * 0.5)
+                m.running_var.copy_(torch.rand(c, generator=g) * 2 + 0.2)
+                m.weight.copy_(torch.rand(c, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(c, generator=g) * 0.3)
+
+
+def test_recovered_embedder_equals_its_onnx_and_starts_training_where_it_is(tmp_path):
+    torch = pytest.importorskip("torch")
+    from models.embedder import EmbeddingNet
+    from models.export import export_embedder
+    from models.recover import max_difference, recover
+
+    torch.manual_seed(0)
+    original = EmbeddingNet()
+    _trained_bn_stats(torch, original)
+    path = export_embedder(original, tmp_path / "emb.onnx")
+    assert not any(n.op_type == "BatchNormalization" for n in onnx.load(str(path)).graph.node)  # folded
+    calib = torch.randn(64, 3, 64, 64)
+    net = recover(path, EmbeddingNet(), None, calib)
+    assert max_difference(path, net, calib[:8]) < 1e-4
+    with torch.no_grad():
+        want = original.eval()(calib)
+        np.testing.assert_allclose(net(calib).numpy(), want.numpy(), atol=1e-4)
+        # training mode normalises by this batch's statistics, which the recovery measured
+        cos = (net.train()(calib) * want).sum(1)
+    assert float(cos.min()) > 0.999
+    # the checkpoint loads where train_embedder --init loads it
+    EmbeddingNet().load_state_dict(net.state_dict())
+
+
+def test_recovered_detector_with_a_shared_head_equals_its_onnx(tmp_path):
+    torch = pytest.importorskip("torch")
+    from models.detector import ExportWrapper, TinyDetector
+    from models.export import export_detector
+    from models.recover import max_difference, recover
+
+    torch.manual_seed(1)
+    original = TinyDetector(2)
+    _trained_bn_stats(torch, original)
+    path = export_detector(original, tmp_path / "det.onnx", size=64)
+    net = TinyDetector(2)
+    recover(path, net, ExportWrapper(net, 64), torch.rand(4, 3, 64, 64))
+    x = torch.rand(2, 3, 64, 64)
+    assert max_difference(path, ExportWrapper(net, 64), x) < 1e-3
+    with torch.no_grad():
+        for a, b in zip(net.eval()(x), original.eval()(x)):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-3)
+
+
+def test_recovery_refuses_another_networks_onnx(tmp_path):
+    torch = pytest.importorskip("torch")
+    from models.embedder import EmbeddingNet
+    from models.export import export_embedder
+    from models.recover import RecoverError, main, recover
+
+    path = export_embedder(EmbeddingNet(width=(16, 32, 48, 80)), tmp_path / "narrow.onnx")
+    with pytest.raises(RecoverError, match=r"weight 0 \(Conv\) has shape \(16, 3, 3, 3\).*expects \(32, 3, 3, 3\)"):
+        recover(path, EmbeddingNet(), None, torch.randn(8, 3, 64, 64))
+    (tmp_path / "data" / "crops").mkdir(parents=True)
+    assert main(["embedder", str(path), str(tmp_path / "x.pt"), "--data", str(tmp_path / "data")]) == 2
+    assert not (tmp_path / "x.pt").exists()
