@@ -515,6 +515,8 @@ class FusionConfig:
     extra_unit_prior: float
     extra_runner_up_share: float
     extra_runner_up_ranks: int
+    extra_other_look_share: float
+    other_look_evidence: bool
     spurious_track_prior: float
     in_place_max_travel: float
     in_place_spurious_prior: float
@@ -618,6 +620,8 @@ class FusionConfig:
             check(0.0 < getattr(self, key) < 1.0, f"fusion.{key}", getattr(self, key), "a probability in (0, 1)")
         check(0.0 <= self.exchange_prior < 1.0, "fusion.exchange_prior", self.exchange_prior, "a probability in [0, 1)")
         check(0.0 <= self.extra_runner_up_share < 1.0, "fusion.extra_runner_up_share", self.extra_runner_up_share,
+              "a fraction in [0, 1)")
+        check(0.0 <= self.extra_other_look_share < 1.0, "fusion.extra_other_look_share", self.extra_other_look_share,
               "a fraction in [0, 1)")
         check(0.0 <= self.vision_floor < 1.0, "fusion.vision_floor", self.vision_floor, "a fraction in [0, 1)")
         check(0.0 <= self.vision_miss_rate < 1.0, "fusion.vision_miss_rate", self.vision_miss_rate, "a probability in [0, 1)")

@@ -40,6 +40,8 @@ def test_environment_overrides_file(tmp_path):
         ("[preprocess\n", "not valid TOML"),
         ("[fusion]\nresighted_wait_s = -0.4\n", "fusion.resighted_wait_s = -0.4"),
         ("[fusion]\ncensus_ends_resighted_wait = 'yes'\n", "fusion.census_ends_resighted_wait"),
+        ("[fusion]\nextra_other_look_share = 1.0\n", "fusion.extra_other_look_share = 1.0"),
+        ("[fusion]\nother_look_evidence = 1\n", "fusion.other_look_evidence"),
     ],
 )
 def test_bad_values_name_key_and_value(tmp_path, text, fragment):

@@ -1352,3 +1352,44 @@ def test_a_continuation_must_be_an_in_place_entry_of_another_track():
         VisionEvent("entered", 3, 0, 0, (), in_place=False, continues=2)
     with pytest.raises(ValueError, match="continues"):
         VisionEvent("entered", 3, 0, 0, (), in_place=True, continues=3)
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_a_tracks_other_look_names_the_product_put_down_beside_it(on):
+    """Busy seed 6001: rice and sugar put down together, one track: carried in looking like rice,
+    then found in place looking like sugar (the tracker kept one id over both products).
+    1022.5 g fits two rice (1024) about as well as rice + sugar (1022); the prior of two units
+    in one hand wins unless the track's other look is evidence: it saw a sugar, which two rice
+    cannot explain."""
+    cfg = default_fusion_config() if on else default_fusion_config(extra_other_look_share=0.0, other_look_evidence=False)
+    f = Fusion(CATALOG, cfg)
+    again = VisionEvent("entered", 1, ns(1.5), ns(1.5), (("SUGAR", 0.6), ("JAM", 0.2)), in_place=True)
+    events = run(f, seen(1, 1.0, ("RICE", 0.97), ("SUGAR", 0.02)), again, weighed(1.2, 1022.5))
+    want = {"RICE": 1, "SUGAR": 1} if on else {"RICE": 2}
+    assert f.basket.counts() == want, summary(events)
+
+
+@pytest.mark.parametrize("look", [(("RICE", 0.9), ("SUGAR", 0.05)),   # its own product seen again
+                                  (("OIL", 0.6), ("SUGAR", 0.2))])   # 1240 g: heavier than the whole rise
+def test_a_look_that_names_no_second_product_is_no_other_look(look):
+    f = Fusion(CATALOG)
+    again = VisionEvent("entered", 1, ns(1.5), ns(1.5), look, in_place=True)
+    events = run(f, seen(1, 1.0, ("RICE", 0.97)), again, weighed(1.2, 1023.5))
+    assert f.basket.counts() == {"RICE": 2}, summary(events)
+
+
+@pytest.mark.parametrize("where, want", [((0.30, 0.40), {"SUGAR": 1, "RICE": 2}),         # the booked sugar's place
+                                         ((0.70, 0.20), {"SUGAR": 2, "RICE": 1})])        # elsewhere: a second sugar
+def test_a_basket_products_look_counts_as_another_product_only_away_from_its_place(where, want):
+    """A sugar rests on track 5 at (0.3, 0.4). A rice is carried in on track 1, which is then
+    found in place looking like a sugar; 1022.5 g fits two rice or rice + sugar. Where the
+    booked sugar lies, the look is that sugar seen by a neighbouring track (shrink seed 8902):
+    two rice. Elsewhere it may be a second sugar (busy seed 105)."""
+    basket = Basket()
+    basket.add("SUGAR", 1, track_id=5)
+    f = Fusion(CATALOG, default_fusion_config(), basket=basket)
+    for t in (0.2, 0.8, 1.4):
+        f.note_floor(5, ns(t), (0.30, 0.40))
+    again = VisionEvent("entered", 1, ns(1.5), ns(1.5), (("SUGAR", 0.6), ("JAM", 0.2)), in_place=True, floor_uv=where)
+    events = run(f, seen(1, 1.0, ("RICE", 0.97), ("SUGAR", 0.02)), again, weighed(1.2, 1022.5))
+    assert f.basket.counts() == want, summary(events)

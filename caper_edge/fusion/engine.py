@@ -940,17 +940,43 @@ class Fusion:
         tracks = self._strongest(ep) if (use_vision and self.mode != "weight_only") else []
         if ep.sign > 0:
             levels = [self._add_options(v, w.delta_g, len(tracks)) for v in tracks]
-            pool = self._add_pool(tracks)
+            others = self._other_looks(ep, tracks)
+            named = self._named(tracks) if others else set()
+            pool = self._add_pool(tracks, [[s for s, _ in self._ranked(u.candidates) if s not in named] for u in others])
             available = None
         else:
             levels = [self._remove_options(v, w.t_start_ns) for v in tracks]
             pool = self._basket_pool()
             available = dict(self.basket.counts())
         extra = self._extra_log_prior(len(tracks))
-        return explain(w.delta_g, self._sigma(w), levels=levels, pool=pool, extra_log_prior=extra,
+        exps = explain(w.delta_g, self._sigma(w), levels=levels, pool=pool, extra_log_prior=extra,
                        relative_error=cfg.relative_error, z_prune=cfg.z_prune,
                        outlier_log_prior=math.log(cfg.outlier_prior), outlier_range_g=cfg.outlier_range_g,
                        available=available, cop=w.cop if tracks else None, cop_std=cfg.cop_std)
+        if ep.sign > 0 and others and cfg.other_look_evidence:
+            exps = self._with_other_looks(exps, others)
+        return exps
+
+    def _with_other_looks(self, exps: list[Explanation], others: list[_Vision]) -> list[Explanation]:
+        """The explanations re-weighed by the tracks' other looks (:meth:`_other_looks`): each
+        such look saw one of the products that came in, so an explanation scores the mean, over
+        its units, of that look's probability of the unit's SKU; the outlier scores the uniform
+        1/N. Two units of the SKU the track was taken for then pay for the look that showed
+        another product, and that product put down beside it is preferred (busy seed 6001)."""
+        dists = [self._vision_dist(u.candidates) for u in others]
+        uniform = math.log(1.0 / len(self.catalog))
+        scored = []
+        for e in exps:
+            if e.outlier or not e.counts:
+                add = uniform * len(dists)
+            else:
+                n = e.units
+                add = sum(math.log(max(1e-12, sum(c * d.get(s, 0.0) for s, c in e.counts) / n)) for d in dists)
+            scored.append((e, e.log_score + add))
+        top = max(x for _, x in scored)
+        total = sum(math.exp(x - top) for _, x in scored)
+        out = [dataclasses.replace(e, log_score=x, prob=math.exp(x - top) / total) for e, x in scored]
+        return sorted(out, key=lambda e: -e.prob)
 
     def _vision_dist(self, cands: Candidates) -> dict[str, float]:
         """Top-k probabilities -- their odds tempered by ``vision_temperature`` (p^(1/T), keeping
@@ -1127,12 +1153,13 @@ class Fusion:
         var = cfg.scale_noise_g ** 2 + n * product.weight_std_g ** 2 + (cfg.relative_error * target_g) ** 2 + extra_var_g2
         return abs(target_g - n * product.weight_g) / math.sqrt(var)
 
-    def _add_pool(self, tracks: list[_Vision]) -> list[PoolItem]:
+    def _add_pool(self, tracks: list[_Vision], other_looks: list[list[str]] = ()) -> list[PoolItem]:
         """Where an extra unit (one no track carried) comes from: half a uniform prior, half the
         tracks' vision, and ``extra_runner_up_share`` of it from the tracks' runners-up -- two
         products carried in under one box are one track that looks like the bigger of them, and
         the other one is what it looks like next (ranks 2 to ``extra_runner_up_ranks``), however
-        unlikely its posterior makes it."""
+        unlikely its posterior makes it -- and ``extra_other_look_share`` from the SKUs that the
+        tracks' other looks rank and no explaining look names (:meth:`_other_looks`)."""
         n = len(self.catalog)
         if tracks:
             dists = [self._vision_dist(v.candidates) for v in tracks]
@@ -1140,14 +1167,64 @@ class Fusion:
             beta = self.config.extra_runner_up_share
             ranks = self.config.extra_runner_up_ranks  # what the box looks like next, not its whole tail
             runners = [r for r in ([s for s, _ in v.candidates[1:ranks]] for v in tracks) if r]
-            if beta > 0 and runners:
-                prior = {s: (1 - beta) * q for s, q in prior.items()}
-                for r in runners:
-                    for s in r:
-                        prior[s] += beta / (len(runners) * len(r))
+            for share, lists in ((beta, runners), (self.config.extra_other_look_share, list(other_looks))):
+                if share > 0 and lists:
+                    prior = {s: (1 - share) * q for s, q in prior.items()}
+                    for r in lists:
+                        for s in r:
+                            prior[s] += share / (len(lists) * len(r))
         else:
             prior = {p.sku: 1.0 / n for p in self.catalog}
         return [PoolItem(p.sku, math.log(prior[p.sku]), p.weight_g, p.weight_std_g ** 2) for p in self.catalog]
+
+    def _other_looks(self, ep: _Episode, tracks: list[_Vision]) -> list[_Vision]:
+        """The other looks of the explained tracks in this episode that showed a product no
+        explaining look names (neither its ranked candidates nor their look-alikes). A track
+        that followed two products put down together shows one, then the other, under one
+        track id (busy seed 6001: carried in looking like one product, then found in place
+        looking like the other); the explanation takes one look per track, and the other look
+        names a second product (an extra unit: :meth:`_add_pool`, :meth:`_with_other_looks`)."""
+        # Names no new product either: a look of another explained track's product (a neighbour
+        # passed under the box: busy seed 2007), of one heavier than the whole rise (a hand over
+        # the box looks like anything: busy seed 9804, a 1022 g milk in a 750 g add), or of a
+        # basket product where it lies (:meth:`_booked_product_there`). A basket product's look
+        # elsewhere may be its second unit (busy seed 105).
+        cfg = self.config
+        if not tracks or (cfg.extra_other_look_share <= 0.0 and not cfg.other_look_evidence):
+            return []
+        named = self._named(tracks)
+        ids = {v.ev.track_id for v in tracks}
+        heaviest = abs(ep.weight.delta_g) + 3.0 * self._sigma(ep.weight)
+        return [u for u in self._without_occluded(ep.vision)
+                if u.ev.track_id in ids and u.ev.kind != LEFT and u.candidates and all(u is not v for v in tracks)
+                and u.candidates[0][0] not in named and self._fits_under(u.candidates[0][0], heaviest)
+                and not self._booked_product_there(u)]
+
+    def _booked_product_there(self, u: _Vision) -> bool:
+        """The look shows a basket product where a track that brought that product in lies
+        (within ``reentry_max_move``): the booked product seen again by a neighbouring track
+        (shrink seed 8902), not a second unit of it."""
+        top, here = u.candidates[0][0], u.ev.floor_uv
+        if here is None or top not in self.basket or self.config.reentry_max_move <= 0.0:
+            return False
+        for line in self.basket:
+            if line.sku == top:
+                for tid in line.track_ids:
+                    pos = self._floor_at(tid, u.ev.t_ns)
+                    if pos is not None and math.dist(pos, here) <= self.config.reentry_max_move:
+                        return True
+        return False
+
+    def _fits_under(self, sku: str, grams: float) -> bool:
+        p = self.catalog.get(sku)
+        return p is not None and p.weight_g - 3.0 * p.weight_std_g <= grams
+
+    def _named(self, tracks: list[_Vision]) -> set[str]:
+        """The SKUs the explaining looks name: their ranked candidates and their look-alikes."""
+        named = {s for v in tracks for s, _ in self._ranked(v.candidates)}
+        for s in list(named):
+            named.update(self.catalog.lookalikes(s))
+        return named
 
     def _basket_share(self) -> dict[str, float]:
         counts = self.basket.counts()
