@@ -637,3 +637,36 @@ def test_recovery_refuses_another_networks_onnx(tmp_path):
     (tmp_path / "data" / "crops").mkdir(parents=True)
     assert main(["embedder", str(path), str(tmp_path / "x.pt"), "--data", str(tmp_path / "data")]) == 2
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_soup_averages_weights_and_remeasures_batchnorm(tmp_path):
+    torch = pytest.importorskip("torch")
+    from models.embedder import EmbeddingNet
+    from models.soup import average_states, main, remeasure_batchnorm
+
+    torch.manual_seed(0)
+    a, b = EmbeddingNet(), EmbeddingNet()
+    _trained_bn_stats(torch, a)
+    avg = average_states([a.state_dict(), b.state_dict()])
+    name = "proj.weight"
+    np.testing.assert_allclose(avg[name].numpy(), (a.state_dict()[name] + b.state_dict()[name]).numpy() / 2, atol=1e-7)
+    assert avg["body.0.1.num_batches_tracked"].dtype == torch.int64
+    net = EmbeddingNet()
+    net.load_state_dict(avg)
+    x = torch.randn(40, 3, 64, 64)
+    remeasure_batchnorm(net, [x[:20], x[20:]])
+    # the first BatchNorm now holds the statistics of its convolution's output over the 40 inputs
+    with torch.no_grad():
+        y = net.body[0][0](x).transpose(0, 1).reshape(32, -1)
+    bn = net.body[0][1]
+    np.testing.assert_allclose(bn.running_mean.numpy(), y.mean(1).numpy(), atol=1e-4)
+    assert not net.training and bn.momentum == 0.1
+    with pytest.raises(ValueError, match="proj.weight has shape"):
+        average_states([a.state_dict(), EmbeddingNet(dim=64).state_dict()])
+    torch.save(a.state_dict(), tmp_path / "a.pt")
+    torch.save(b.state_dict(), tmp_path / "b.pt")
+    (tmp_path / "d" / "crops" / "SKU-1").mkdir(parents=True)
+    assert main([str(tmp_path / "s.onnx"), str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "--data", str(tmp_path / "d")]) == 2
+    assert not (tmp_path / "s.onnx").exists()
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "s.onnx"), str(tmp_path / "a.pt"), "--data", str(tmp_path / "d")])
