@@ -1186,7 +1186,7 @@ class Fusion:
         names a second product (an extra unit: :meth:`_add_pool`, :meth:`_with_other_looks`)."""
         # Names no new product either: a look of another explained track's product (a neighbour
         # passed under the box: busy seed 2007), of one heavier than the whole rise (a hand over
-        # the box looks like anything: busy seed 9804, a 1022 g milk in a 750 g add), or of a
+        # the box looks like anything: busy seed 9804, a 1 kg flour in a 750 g add), or of a
         # basket product where it lies (:meth:`_booked_product_there`). A basket product's look
         # elsewhere may be its second unit (busy seed 105).
         cfg = self.config
