@@ -39,6 +39,7 @@ from torch import nn
 
 from .detector import ExportWrapper, TinyDetector
 from .embedder import CROP_SIZE, EmbeddingNet
+from .batches import cpu_state
 from .trainloop import save_checkpoint
 
 
@@ -169,15 +170,16 @@ def max_difference(onnx_path: Path, graph: nn.Module, x: torch.Tensor) -> float:
     return float(np.max(np.abs(got - want)))
 
 
-def _calibration(kind: str, data: Path, count: int, seed: int) -> torch.Tensor:
-    rng = np.random.default_rng(seed)
+def calibration_batch(kind: str, data: Path, count: int, seed: int = 0) -> torch.Tensor:
+    """Up to ``count`` inputs of the exported network's layout from a generated data folder: crops
+    drawn at random (``seed``) for the embedder, the first frames, letterboxed, for the detector."""
     if kind == "embedder":
         from .data import crop_batch, load_crops
 
         crops, _ = load_crops(data)
         if not crops:
             raise RecoverError(f"--data {data}: no crops under {data}/crops")
-        pick = rng.choice(len(crops), size=min(count, len(crops)), replace=False)
+        pick = np.random.default_rng(seed).choice(len(crops), size=min(count, len(crops)), replace=False)
         return torch.from_numpy(crop_batch([crops[i] for i in pick], CROP_SIZE))
     from .data import load_detection_set
 
@@ -201,9 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"{args.onnx}: no such file")
     if args.count < 8:
         ap.error(f"--count {args.count}: need at least 8 calibration samples")
-    torch.manual_seed(args.seed)
     try:
-        calib = _calibration(args.kind, args.data, args.count, args.seed)
+        calib = calibration_batch(args.kind, args.data, args.count, args.seed)
         if args.kind == "embedder":
             net = graph = EmbeddingNet()
         else:
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"models.recover: {e}", file=sys.stderr)
         return 2
     diff = max_difference(args.onnx, graph, calib[: min(16, len(calib))])
-    save_checkpoint({k: v.detach().cpu() for k, v in net.state_dict().items()}, args.out)
+    save_checkpoint(cpu_state(net), args.out)
     print(f"wrote {args.out} ({len(calib)} calibration samples); ONNX Runtime vs recovered network: "
           f"max |difference| {diff:.2e}")
     return 0

@@ -19,13 +19,13 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
-from .data import crop_batch, load_crops
+from .batches import cpu_state
 from .embedder import CROP_SIZE, EmbeddingNet
 from .export import export_embedder
+from .recover import calibration_batch
 from .trainloop import save_checkpoint
 
 
@@ -80,19 +80,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         net = EmbeddingNet()
         net.load_state_dict(average_states([torch.load(p, map_location="cpu") for p in args.weights]))
-        crops, _ = load_crops(args.data)
-    except (ValueError, RuntimeError, OSError) as e:
+        calib = calibration_batch("embedder", args.data, args.count, args.seed)
+    except (ValueError, RuntimeError, OSError) as e:  # RecoverError is a ValueError
         print(f"models.soup: {e}", file=sys.stderr)
         return 2
-    if len(crops) < 64:
-        print(f"models.soup: --data {args.data} has {len(crops)} crops; need at least 64", file=sys.stderr)
+    if len(calib) < 64:
+        print(f"models.soup: --data {args.data} has {len(calib)} crops; need at least 64", file=sys.stderr)
         return 2
-    pick = np.random.default_rng(args.seed).choice(len(crops), size=min(args.count, len(crops)), replace=False)
-    remeasure_batchnorm(net, (torch.from_numpy(crop_batch([crops[i] for i in pick[i:i + 128]], CROP_SIZE))
-                              for i in range(0, len(pick), 128)))
+    remeasure_batchnorm(net, torch.split(calib, 128))
     export_embedder(net, args.out, CROP_SIZE)
-    save_checkpoint({k: v.detach().cpu() for k, v in net.state_dict().items()}, args.out.with_suffix(".pt"))
-    print(f"wrote {args.out}: the mean of {len(args.weights)} checkpoints, BatchNorm statistics of {len(pick)} crops")
+    save_checkpoint(cpu_state(net), args.out.with_suffix(".pt"))
+    print(f"wrote {args.out}: the mean of {len(args.weights)} checkpoints, BatchNorm statistics of {len(calib)} crops")
     return 0
 
 

@@ -941,8 +941,7 @@ class Fusion:
         if ep.sign > 0:
             levels = [self._add_options(v, w.delta_g, len(tracks)) for v in tracks]
             others = self._other_looks(ep, tracks)
-            named = self._named(tracks) if others else set()
-            pool = self._add_pool(tracks, [[s for s, _ in self._ranked(u.candidates) if s not in named] for u in others])
+            pool = self._add_pool(tracks, [skus for _, skus in others])
             available = None
         else:
             levels = [self._remove_options(v, w.t_start_ns) for v in tracks]
@@ -954,7 +953,7 @@ class Fusion:
                        outlier_log_prior=math.log(cfg.outlier_prior), outlier_range_g=cfg.outlier_range_g,
                        available=available, cop=w.cop if tracks else None, cop_std=cfg.cop_std)
         if ep.sign > 0 and others and cfg.other_look_evidence:
-            exps = self._with_other_looks(exps, others)
+            exps = self._with_other_looks(exps, [u for u, _ in others])
         return exps
 
     def _with_other_looks(self, exps: list[Explanation], others: list[_Vision]) -> list[Explanation]:
@@ -1153,7 +1152,7 @@ class Fusion:
         var = cfg.scale_noise_g ** 2 + n * product.weight_std_g ** 2 + (cfg.relative_error * target_g) ** 2 + extra_var_g2
         return abs(target_g - n * product.weight_g) / math.sqrt(var)
 
-    def _add_pool(self, tracks: list[_Vision], other_looks: list[list[str]] = ()) -> list[PoolItem]:
+    def _add_pool(self, tracks: list[_Vision], other_looks: Sequence[list[str]] = ()) -> list[PoolItem]:
         """Where an extra unit (one no track carried) comes from: half a uniform prior, half the
         tracks' vision, and ``extra_runner_up_share`` of it from the tracks' runners-up -- two
         products carried in under one box are one track that looks like the bigger of them, and
@@ -1167,7 +1166,7 @@ class Fusion:
             beta = self.config.extra_runner_up_share
             ranks = self.config.extra_runner_up_ranks  # what the box looks like next, not its whole tail
             runners = [r for r in ([s for s, _ in v.candidates[1:ranks]] for v in tracks) if r]
-            for share, lists in ((beta, runners), (self.config.extra_other_look_share, list(other_looks))):
+            for share, lists in ((beta, runners), (self.config.extra_other_look_share, other_looks)):
                 if share > 0 and lists:
                     prior = {s: (1 - share) * q for s, q in prior.items()}
                     for r in lists:
@@ -1177,9 +1176,10 @@ class Fusion:
             prior = {p.sku: 1.0 / n for p in self.catalog}
         return [PoolItem(p.sku, math.log(prior[p.sku]), p.weight_g, p.weight_std_g ** 2) for p in self.catalog]
 
-    def _other_looks(self, ep: _Episode, tracks: list[_Vision]) -> list[_Vision]:
+    def _other_looks(self, ep: _Episode, tracks: list[_Vision]) -> list[tuple[_Vision, list[str]]]:
         """The other looks of the explained tracks in this episode that showed a product no
-        explaining look names (neither its ranked candidates nor their look-alikes). A track
+        explaining look names (neither its ranked candidates nor their look-alikes), each with
+        the SKUs it ranks that no explaining look names. A track
         that followed two products put down together shows one, then the other, under one
         track id (busy seed 6001: carried in looking like one product, then found in place
         looking like the other); the explanation takes one look per track, and the other look
@@ -1195,7 +1195,8 @@ class Fusion:
         named = self._named(tracks)
         ids = {v.ev.track_id for v in tracks}
         heaviest = abs(ep.weight.delta_g) + 3.0 * self._sigma(ep.weight)
-        return [u for u in self._without_occluded(ep.vision)
+        return [(u, [s for s, _ in self._ranked(u.candidates) if s not in named])
+                for u in self._without_occluded(ep.vision)
                 if u.ev.track_id in ids and u.ev.kind != LEFT and u.candidates and all(u is not v for v in tracks)
                 and u.candidates[0][0] not in named and self._fits_under(u.candidates[0][0], heaviest)
                 and not self._booked_product_there(u)]
@@ -1204,18 +1205,14 @@ class Fusion:
         """The look shows a basket product where a track that brought that product in lies
         (within ``reentry_max_move``): the booked product seen again by a neighbouring track
         (shrink seed 8902), not a second unit of it."""
-        top, here = u.candidates[0][0], u.ev.floor_uv
-        if here is None or top not in self.basket or self.config.reentry_max_move <= 0.0:
+        line, here, limit = self.basket.line(u.candidates[0][0]), u.ev.floor_uv, self.config.reentry_max_move
+        if line is None or here is None or limit <= 0.0:
             return False
-        for line in self.basket:
-            if line.sku == top:
-                for tid in line.track_ids:
-                    pos = self._floor_at(tid, u.ev.t_ns)
-                    if pos is not None and math.dist(pos, here) <= self.config.reentry_max_move:
-                        return True
-        return False
+        places = (self._floor_at(tid, u.ev.t_ns) for tid in line.track_ids)
+        return any(p is not None and math.dist(p, here) <= limit for p in places)
 
     def _fits_under(self, sku: str, grams: float) -> bool:
+        """One unit of ``sku`` can weigh ``grams`` or less (within three standard deviations)."""
         p = self.catalog.get(sku)
         return p is not None and p.weight_g - 3.0 * p.weight_std_g <= grams
 
