@@ -537,6 +537,15 @@ class FusionConfig:
     from where it lay a second before (then it was handed a new product)."""
     seen_extra_units: bool
     revise_guesses: bool
+    reread_window_s: float
+    """How long after an add a removal that its booked units do not explain may re-read it
+    (0: never): when the fall fits the basket poorly (best explanation an outlier, or further than
+    ``reread_min_z`` standard deviations) and another explanation the add had makes the fall fit,
+    the add is revised to the most probable other reading when the two changes together give
+    the other readings ``reread_min_posterior``."""
+    reread_min_z: float
+    reread_min_prob: float
+    reread_min_posterior: float
     audit_window_s: float
     """How long after an add is committed the resting looks of its carried-in tracks, and the
     census of resting products (for units booked on the weight alone), may revise it (0: never):
@@ -607,13 +616,13 @@ class FusionConfig:
     def __post_init__(self) -> None:
         for key in ("pair_before_s", "add_pair_after_s", "resighted_wait_s", "remove_pair_after_s", "absorb_window_s", "unseen_hold_s",
                     "unseen_removal_hold_s", "swap_window_s", "putback_window_s", "weight_wait_s", "decision_timeout_s", "in_place_max_travel", "refound_gap_s", "entering_hold_s", "census_min_s", "continue_max_dist", "continue_max_gap_s",
-                    "audit_window_s", "audit_min_s",
+                    "audit_window_s", "audit_min_s", "reread_window_s", "reread_min_z",
                     "reentry_max_move",
                     "scale_noise_g", "relative_error", "resume_tolerance_g"):
             check(getattr(self, key) >= 0.0, f"fusion.{key}", getattr(self, key), "a number >= 0")
         for key in ("commit_posterior", "mismatch_vision_min", "absorb_min_prob", "look_change_min_prob", "look_change_max_old",
                     "vision_tail_prob", "audit_min_prob", "audit_min_posterior",
-                    "census_min_prob", "census_min_share", "glimpse_min_prob", "glimpse_max_iou", "glimpse_max_iou_other"):
+                    "census_min_prob", "census_min_share", "reread_min_prob", "reread_min_posterior", "glimpse_min_prob", "glimpse_max_iou", "glimpse_max_iou_other"):
             check(0.0 <= getattr(self, key) <= 1.0, f"fusion.{key}", getattr(self, key), "a probability in [0, 1]")
         for key in ("multi_unit_prior", "extra_unit_prior", "spurious_track_prior", "in_place_spurious_prior", "reentry_spurious_prior",
                     "outlier_prior"):

@@ -1393,3 +1393,56 @@ def test_a_basket_products_look_counts_as_another_product_only_away_from_its_pla
     again = VisionEvent("entered", 1, ns(1.5), ns(1.5), (("SUGAR", 0.6), ("JAM", 0.2)), in_place=True, floor_uv=where)
     events = run(f, seen(1, 1.0, ("RICE", 0.97), ("SUGAR", 0.02)), again, weighed(1.2, 1022.5))
     assert f.basket.counts() == want, summary(events)
+
+
+# -- a removal re-reads an earlier add (reread_window_s) -------------------------------------------
+
+# 980 g is yoghurt + tomatoes (530 + 450) or light yoghurt + passata (425 + 555): the same weight.
+REREAD_CATALOG = Catalog(list(CATALOG) + [Product("PASSATA", "Passata", 555, 4, 0.99),
+                                          Product("TOMATO", "Chopped Tomatoes", 450, 4, 0.89)])
+
+
+def _twin_pair_add(window: float = 60.0, *later: VisionEvent | WeightChange, until: float = 12.0):
+    """Busy seed 8503: two products put down together under one box, which looks like the
+    yoghurt a little more than the light one; the second product is never a track. The weight
+    names a pair either way, and vision's lean books the wrong one (yoghurt + tomatoes)."""
+    f = Fusion(REREAD_CATALOG, default_fusion_config(reread_window_s=window))
+    events = run(f, seen(1, 1.0, ("YOG", 0.6), ("YOG_LIGHT", 0.4)), weighed(1.2, 980.0), *later, until=until)
+    assert sorted(summary(events[:2])) == [("item_added", "TOMATO", 1), ("item_added", "YOG", 1)]
+    assert max(e.confidence for e in events[:2]) < 0.6
+    return f, events[2:]
+
+
+@pytest.mark.parametrize("window", [60.0, 0.0])
+def test_a_removal_the_basket_cannot_explain_rereads_the_add(window):
+    """The passata is lifted out (555.5 g, nobody sees it): neither booked unit fits that fall
+    (the yoghurt is 4 std away). Read as light yoghurt + passata, the add leaves a basket the
+    fall fits exactly; the two changes together make that reading near certain. The add is
+    revised at its own time, the fall booked as the passata: the basket holds the light
+    yoghurt, as it really does. Off (window 0), the yoghurt is taken out and the tomatoes stay."""
+    f, later = _twin_pair_add(window, weighed(6.0, -555.5))
+    if not window:
+        assert summary(later) == [("item_removed", "YOG", 1)] and f.basket.counts() == {"TOMATO": 1}
+        return
+    revision, removal = later[:-1], later[-1]
+    assert sorted(summary(revision)) == [("item_added", "PASSATA", 1), ("item_added", "YOG_LIGHT", 1),
+                                         ("item_removed", "TOMATO", 1), ("item_removed", "YOG", 1)]
+    assert all(e.t_ns == ns(1.8) and e.extras["t_decided_ns"] == ns(7.4) for e in revision)
+    evidence = revision[0].extras["evidence"]
+    assert evidence["revises"] == "1xTOMATO+1xYOG" and evidence["reread_by"] == -555.5
+    assert evidence["reread_booked_posterior"] < 0.01
+    assert summary([removal]) == [("item_removed", "PASSATA", 1)] and removal.confidence > 0.99
+    assert f.basket.counts() == {"YOG_LIGHT": 1} and f.stats["reread_revisions"] == 1
+
+
+@pytest.mark.parametrize("fall, want", [(-530.5, {"TOMATO": 1}),            # the yoghurt: it fits, nothing re-read
+                                        (-777.0, {"TOMATO": 1, "YOG": 1})])  # fits no reading either
+def test_a_removal_re_reads_nothing_when_no_reading_explains_it_better(fall, want):
+    f, later = _twin_pair_add(60.0, weighed(6.0, fall))
+    assert not any("revises" in e.extras.get("evidence", {}) for e in later), summary(later)
+    assert f.basket.counts() == want and f.stats["reread_revisions"] == 0
+
+
+def test_an_add_older_than_the_reread_window_is_not_re_read():
+    f, later = _twin_pair_add(20.0, weighed(26.0, -555.5), until=30.0)
+    assert summary(later) == [("item_removed", "YOG", 1)] and f.basket.counts() == {"TOMATO": 1}

@@ -253,7 +253,7 @@ class SoftCamera:
 
 
 def test_librealsense_recording_replays_with_every_frame(tmp_path):
-    rs = pytest.importorskip("pyrealsense2", reason="pyrealsense2 (with libusb) is not importable")
+    rs = pytest.importorskip("pyrealsense2", reason="pyrealsense2 (with libusb) is not importable", exc_type=ImportError)
     cam = SoftCamera(rs)
     path = tmp_path / "rs_recording.db3"  # librealsense >= 2.57 writes rosbag2 SQLite
     recorder = rs.recorder(str(path), cam.dev)
@@ -285,7 +285,7 @@ def test_librealsense_recording_replays_with_every_frame(tmp_path):
 
 
 def test_realsense_source_software_device_aligns_maps_and_reconnects():
-    rs = pytest.importorskip("pyrealsense2", reason="pyrealsense2 (with libusb) is not importable")
+    rs = pytest.importorskip("pyrealsense2", reason="pyrealsense2 (with libusb) is not importable", exc_type=ImportError)
     from caper_edge.sources import RealSenseSource
 
     cam = SoftCamera(rs)

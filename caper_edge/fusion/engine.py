@@ -24,7 +24,9 @@ fall). Steps:
    weigh-alike of it that is not in the basket (``revise_guesses``); an add booked on tracks
    is explained again when a track's look at rest steadily contradicts it, or when the census
    steadily shows an unbooked product where a unit was booked on the weight alone, and revised
-   when that explanation names other units (the audits, ``audit_window_s``).
+   when that explanation names other units (the audits, ``audit_window_s``); a removal the
+   basket cannot explain re-reads a recent add as another of its explanations when the two
+   changes together make that one likely (``reread_window_s``).
 
 Every event's ``confidence`` is a posterior probability: for an item event, the marginal
 probability that the SKU's count in this weight change is the reported ``qty``.
@@ -35,6 +37,7 @@ gives the same events every time. Not thread-safe: one caller.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections import Counter, deque
@@ -102,6 +105,7 @@ class _Episode:
     unit_conf: dict = field(default_factory=dict)        # committed SKU -> its event's confidence
     cache: tuple = ()                                  # (inputs key, explanations)
     second_looks: dict = field(default_factory=dict)   # the audits' explanations by inputs key (_explain_with)
+    readings: list = field(default_factory=list)       # an add's explanations when committed (_reread)
 
     @property
     def settled(self) -> bool:
@@ -161,6 +165,7 @@ class Fusion:
         self._entering: frozenset[int] = frozenset()  # item tracks crossing into the basket, not yet decided
         self._audits: dict[int, _Audit] = {}  # booked track -> its add, while audit_window_s lasts
         self._census_audits: list[tuple[_Episode, int]] = []  # adds with weight guesses, commit time
+        self._rereadable: list[tuple[_Episode, int]] = []  # committed adds a removal may re-read, commit time
         # Recent committed adds and removals for the exchange alarm, and
         # recent unseen removals (t_settled_ns, counts) for put-backs.
         self._recent_adds: list[tuple[int, Event]] = []      # (t_settled_ns, event)
@@ -656,6 +661,7 @@ class Fusion:
         self._continued.clear()
         self._audits.clear()
         self._census_audits.clear()
+        self._rereadable.clear()  # their units are gone with the basket
         return self.basket.clear()
 
     # =========================================================================================
@@ -682,6 +688,9 @@ class Fusion:
         self._recent_adds = [a for a in self._recent_adds if a[0] >= recent]
         self._recent_removals = [r for r in self._recent_removals if r[0] >= recent]
         self._unseen_removals = [r for r in self._unseen_removals if r[0] >= recent]
+        if self._rereadable:
+            since = self.now_ns - int(cfg.reread_window_s * _NS)
+            self._rereadable = [(e, t) for e, t in self._rereadable if t >= since]
         if self._continued:  # a carried entry decided without a booking (or expired) keeps no link
             carried = self.pending_carried_ids()
             self._continued = {c: p for c, p in self._continued.items() if c in carried}
@@ -753,6 +762,85 @@ class Fusion:
                     self._apply(1, top, 1, p_top, None, v.ev.track_id, w.t_settled_ns, evidence)]
         return []
 
+    def _reread(self, ep: _Episode, use_vision: bool = True) -> list[Event]:
+        """A removal the basket explains poorly re-reads a recent add (``reread_window_s``).
+
+        The fall ``ep`` is about to be committed; its best explanation is the outlier or lies more
+        than ``reread_min_z`` standard deviations from it. For each add committed within the
+        window whose booked units are all still in the basket, every other explanation it had
+        (posterior at least ``reread_min_prob`` then) is a reading of it: the fall is explained
+        again on the basket that reading would have left. The readings of one add are weighed
+        together -- the add's posterior of each times the fall's evidence (its explanations'
+        total likelihood) on its basket. When the readings other than the booked one reach
+        ``reread_min_posterior`` together (the add as booked is that unlikely), the most
+        probable of them revises it: ``item_removed`` + ``item_added`` at the add's time,
+        marked ``revises`` (with ``reread_by``: the fall's delta), as the audits book theirs. At
+        most one add per fall; the caller explains the fall again on the corrected basket."""
+        cfg = self.config
+        if cfg.reread_window_s <= 0 or self.mode == "vision_only" or not self._rereadable:
+            return []
+        exps = self._explain(ep, use_vision)
+        best = exps[0]
+        if not best.outlier and abs(best.z) <= cfg.reread_min_z:
+            return []
+        base = _log_evidence(exps)
+        found = None  # (posterior, add, counts, readings with their joint posteriors)
+        for add, _t in reversed(self._rereadable):
+            booked = +add.units
+            if not booked or any(self.basket.qty(s) < n for s, n in booked.items()):
+                continue
+            p_booked = sum(e.prob for e in add.readings if not e.outlier and Counter(dict(e.counts)) == booked)
+            if p_booked <= 0.0:
+                continue  # booked otherwise than any explanation said (a mismatch, an audit): not re-read
+            joint = [(math.log(p_booked) + base, booked, None)]
+            for alt in add.readings:
+                counts = Counter(dict(alt.counts))
+                if alt.outlier or alt.prob < cfg.reread_min_prob or counts == booked:
+                    continue
+                log_l = self._evidence_on(ep, use_vision, add, booked, counts, alt)
+                if log_l > -math.inf:
+                    joint.append((math.log(alt.prob) + log_l, counts, alt))
+            if len(joint) < 2:
+                continue
+            top = max(x for x, _, _ in joint)
+            total = sum(math.exp(x - top) for x, _, _ in joint)
+            x, counts, alt = max(joint[1:], key=lambda r: r[0])
+            other = 1.0 - math.exp(joint[0][0] - top) / total  # P(the add was not what it booked)
+            self.stats["rereads"] += 1
+            if other >= cfg.reread_min_posterior and (found is None or other > found[0]):
+                rescored = [dataclasses.replace(a, prob=math.exp(y - top) / total) for y, _, a in joint[1:]]
+                found = (other, add, counts, alt, rescored)
+        if found is None:
+            return []
+        other, add, counts, alt, rescored = found
+        post = max(e.prob for e in rescored)
+        booked = +add.units
+        gone, new = booked - counts, counts - booked
+        carriers = {sku: v.ev.track_id for v, (sku, _n) in zip(self._strongest(add), alt.tracks) if sku is not None}
+        detail = {"reread_by": round(ep.weight.delta_g, 2), "reread_posterior": round(post, 4),
+                  "reread_booked_posterior": round(1.0 - other, 4)}
+        out = self._book_revision(add, sorted(rescored, key=lambda e: -e.prob), counts, gone, new, detail, {}, carriers)
+        add.readings = []
+        self.stats["reread_revisions"] += 1
+        return out
+
+    def _evidence_on(self, ep: _Episode, use_vision: bool, add: _Episode, booked: Counter, counts: Counter,
+                     alt: Explanation) -> float:
+        """Log evidence of the fall ``ep`` on the basket the add ``add`` would have left had it
+        booked ``counts`` instead of ``booked`` (the new units on the tracks ``alt`` labels)."""
+        saved = self.basket
+        hyp = copy.deepcopy(saved)
+        for sku, n in booked.items():
+            hyp.remove(sku, n)
+        carriers = {sku: v.ev.track_id for v, (sku, _n) in zip(self._strongest(add), alt.tracks) if sku is not None}
+        for sku, n in counts.items():
+            hyp.add(sku, n, confidence=alt.prob, track_id=carriers.get(sku), t_ns=add.weight.t_settled_ns)
+        self.basket = hyp
+        try:
+            return _log_evidence(self._search(ep, use_vision))
+        finally:
+            self.basket = saved
+
     # =========================================================================================
     # Decisions
     # =========================================================================================
@@ -779,7 +867,10 @@ class Fusion:
                 self.stats["entering_holds"] += 1
                 return []  # a track is crossing into the basket: it may be part of this change
             self.stats["timeout_commits" if exps[0].prob < cfg.commit_posterior else "confident_commits"] += 1
-            return self._after_commit(ep, self._commit(ep, exps))
+            reread = self._reread(ep) if ep.sign < 0 else []
+            if reread:
+                exps = self._explain(ep)  # on the corrected basket
+            return reread + self._after_commit(ep, self._commit(ep, exps))
         return []
 
     def _seen_extras(self, ep: _Episode, best: Explanation) -> dict[int, str]:
@@ -859,7 +950,8 @@ class Fusion:
                 ep.committed = True
                 return exchanged
         unconfirmed = [self._unconfirmed(v) for v in self._strongest(ep) if ep.sign > 0 and self._confident(v)]
-        return unconfirmed + self._after_commit(ep, self._commit_unseen(ep), unseen=True)
+        reread = self._reread(ep, use_vision=False) if ep.sign < 0 else []
+        return unconfirmed + reread + self._after_commit(ep, self._commit_unseen(ep), unseen=True)
 
     def _after_commit(self, ep: _Episode, events: list[Event], unseen: bool = False) -> list[Event]:
         """Remember adds and removals (for the exchange alarm) and unseen removals (for
@@ -1318,6 +1410,9 @@ class Fusion:
                 ep.counted[sku] += n
         for sku in list(ep.counted):
             ep.counted[sku] = max(0, min(ep.counted[sku], counts[sku] - 1))
+        if ep.sign > 0 and self.config.reread_window_s > 0 and len(exps) > 1:
+            ep.readings = list(exps)
+            self._rereadable.append((ep, self.now_ns))
         if ep.sign > 0 and self.config.audit_window_s > 0 and self.mode == "fusion":
             if not any(e.type == "weight_mismatch" for e in out):  # the audits: a sharper look may revise it
                 carriers = dict(labelled)
@@ -1679,6 +1774,13 @@ class Fusion:
     def _known(self, cands: Candidates) -> Candidates:
         """Candidates restricted to catalogue SKUs (a gallery SKU the catalogue lacks cannot be weighed)."""
         return tuple((s, p) for s, p in cands if s in self.catalog)
+
+
+def _log_evidence(exps: list[Explanation]) -> float:
+    """Log of the total (unnormalised) likelihood of a change over all its explanations, the
+    ones not listed included: the best one's score less the log of its posterior."""
+    best = exps[0]
+    return best.log_score - math.log(best.prob) if best.prob > 0 else -math.inf
 
 
 def _marginal(exps: list[Explanation], sku: str, n: int) -> float:
