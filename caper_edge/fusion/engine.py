@@ -816,10 +816,10 @@ class Fusion:
         post = max(e.prob for e in rescored)
         booked = +add.units
         gone, new = booked - counts, counts - booked
-        carriers = {sku: v.ev.track_id for v, (sku, _n) in zip(self._strongest(add), alt.tracks) if sku is not None}
         detail = {"reread_by": round(ep.weight.delta_g, 2), "reread_posterior": round(post, 4),
                   "reread_booked_posterior": round(1.0 - other, 4)}
-        out = self._book_revision(add, sorted(rescored, key=lambda e: -e.prob), counts, gone, new, detail, {}, carriers)
+        out = self._book_revision(add, sorted(rescored, key=lambda e: -e.prob), counts, gone, new, detail, {},
+                                  self._carriers(add, alt))
         add.readings = []
         self.stats["reread_revisions"] += 1
         return out
@@ -832,7 +832,7 @@ class Fusion:
         hyp = copy.deepcopy(saved)
         for sku, n in booked.items():
             hyp.remove(sku, n)
-        carriers = {sku: v.ev.track_id for v, (sku, _n) in zip(self._strongest(add), alt.tracks) if sku is not None}
+        carriers = self._carriers(add, alt)
         for sku, n in counts.items():
             hyp.add(sku, n, confidence=alt.prob, track_id=carriers.get(sku), t_ns=add.weight.t_settled_ns)
         self.basket = hyp
@@ -840,6 +840,10 @@ class Fusion:
             return _log_evidence(self._search(ep, use_vision))
         finally:
             self.basket = saved
+
+    def _carriers(self, add: _Episode, reading: Explanation) -> dict[str, int]:
+        """SKU -> the track of the add ``add`` that ``reading`` labels with it."""
+        return {sku: v.ev.track_id for v, (sku, _n) in zip(self._strongest(add), reading.tracks) if sku is not None}
 
     # =========================================================================================
     # Decisions
