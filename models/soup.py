@@ -26,7 +26,7 @@ from .batches import cpu_state
 from .embedder import CROP_SIZE, EmbeddingNet
 from .export import export_embedder
 from .recover import calibration_batch
-from .trainloop import save_checkpoint
+from .trainloop import recalibrate_bn, save_checkpoint
 
 
 def average_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -45,18 +45,9 @@ def average_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Ten
 
 
 def remeasure_batchnorm(net: nn.Module, batches) -> nn.Module:
-    """Replace every BatchNorm's running statistics by those of ``batches`` (cumulative average)."""
-    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
-    net.train()
-    with torch.no_grad():
-        for x in batches:
-            net(x)
-    for m, momentum in zip(bns, saved):
-        m.momentum = momentum
+    """Replace every BatchNorm's running statistics by those of ``batches`` (cumulative average);
+    returns ``net`` in eval mode."""
+    recalibrate_bn(net, batches)
     return net.eval()
 
 

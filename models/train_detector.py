@@ -21,7 +21,7 @@ from .batches import cpu_state, start_batches
 from .data import augment_detection, image_files, label_file, load_detection_set
 from .detector import TinyDetector, anchor_points, detection_loss
 from .export import export_detector
-from .trainloop import TrainLoop, save_checkpoint, write_report
+from .trainloop import TrainLoop, recalibrate_bn, save_checkpoint, write_report
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -133,20 +133,6 @@ def set_bn_frozen(model: torch.nn.Module, frozen: bool) -> None:
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.train(not frozen)
-
-
-@torch.no_grad()
-def recalibrate_bn(model: torch.nn.Module, batches: list[torch.Tensor]) -> None:
-    """Replace running statistics by their plain average over ``batches`` at the current weights."""
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average
-    model.train()
-    for x in batches:
-        model(x)
-    for m in bns:
-        m.momentum = 0.1
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

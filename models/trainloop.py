@@ -120,6 +120,23 @@ class TrainLoop:
         return self.history
 
 
+@torch.no_grad()
+def recalibrate_bn(model: torch.nn.Module, batches) -> None:
+    """Replace every BatchNorm's running statistics by their plain (cumulative) average over
+    ``batches`` at the current weights; each layer keeps its own momentum afterwards. Leaves the
+    model in training mode."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    model.train()
+    for x in batches:
+        model(x)
+    for m, momentum in zip(bns, saved):
+        m.momentum = momentum
+
+
 def save_checkpoint(state: dict, path: Path) -> None:
     """``torch.save`` written atomically (caper_edge.atomic): a run killed mid-write (a time limit
     on a lent GPU) leaves the previous checkpoint whole."""

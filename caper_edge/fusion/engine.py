@@ -165,7 +165,7 @@ class Fusion:
         self._entering: frozenset[int] = frozenset()  # item tracks crossing into the basket, not yet decided
         self._audits: dict[int, _Audit] = {}  # booked track -> its add, while audit_window_s lasts
         self._census_audits: list[tuple[_Episode, int]] = []  # adds with weight guesses, commit time
-        self._rereadable: list[tuple[_Episode, int]] = []  # committed adds a removal may re-read, commit time
+        self._rereadable: deque[tuple[_Episode, int]] = deque()  # committed adds a removal may re-read, by commit time
         # Recent committed adds and removals for the exchange alarm, and
         # recent unseen removals (t_settled_ns, counts) for put-backs.
         self._recent_adds: list[tuple[int, Event]] = []      # (t_settled_ns, event)
@@ -688,9 +688,9 @@ class Fusion:
         self._recent_adds = [a for a in self._recent_adds if a[0] >= recent]
         self._recent_removals = [r for r in self._recent_removals if r[0] >= recent]
         self._unseen_removals = [r for r in self._unseen_removals if r[0] >= recent]
-        if self._rereadable:
-            since = self.now_ns - int(cfg.reread_window_s * _NS)
-            self._rereadable = [(e, t) for e, t in self._rereadable if t >= since]
+        since = self.now_ns - int(cfg.reread_window_s * _NS)
+        while self._rereadable and self._rereadable[0][1] < since:  # appended in commit order
+            self._rereadable.popleft()
         if self._continued:  # a carried entry decided without a booking (or expired) keeps no link
             carried = self.pending_carried_ids()
             self._continued = {c: p for c, p in self._continued.items() if c in carried}
@@ -775,16 +775,17 @@ class Fusion:
         ``reread_min_posterior`` together (the add as booked is that unlikely), the most
         probable of them revises it: ``item_removed`` + ``item_added`` at the add's time,
         marked ``revises`` (with ``reread_by``: the fall's delta), as the audits book theirs. At
-        most one add per fall; the caller explains the fall again on the corrected basket."""
+        most one add per fall; the caller explains the fall again on the corrected basket. A rise
+        re-reads nothing."""
         cfg = self.config
-        if cfg.reread_window_s <= 0 or self.mode == "vision_only" or not self._rereadable:
+        if ep.sign > 0 or cfg.reread_window_s <= 0 or self.mode == "vision_only" or not self._rereadable:
             return []
         exps = self._explain(ep, use_vision)
         best = exps[0]
         if not best.outlier and abs(best.z) <= cfg.reread_min_z:
             return []
         base = _log_evidence(exps)
-        found = None  # (posterior, add, counts, readings with their joint posteriors)
+        found = None  # (P(not as booked), add, its tracks, its other readings with their joint posteriors, best first)
         for add, _t in reversed(self._rereadable):
             booked = +add.units
             if not booked or any(self.basket.qty(s) < n for s, n in booked.items()):
@@ -792,58 +793,58 @@ class Fusion:
             p_booked = sum(e.prob for e in add.readings if not e.outlier and Counter(dict(e.counts)) == booked)
             if p_booked <= 0.0:
                 continue  # booked otherwise than any explanation said (a mismatch, an audit): not re-read
-            joint = [(math.log(p_booked) + base, booked, None)]
+            without = copy.deepcopy(self.basket)  # the basket less what the add booked
+            for sku, n in booked.items():
+                without.remove(sku, n)
+            tracks = self._strongest(add)
+            joint = [(math.log(p_booked) + base, None)]
             for alt in add.readings:
-                counts = Counter(dict(alt.counts))
-                if alt.outlier or alt.prob < cfg.reread_min_prob or counts == booked:
+                if alt.outlier or alt.prob < cfg.reread_min_prob or Counter(dict(alt.counts)) == booked:
                     continue
-                log_l = self._evidence_on(ep, use_vision, add, booked, counts, alt)
+                log_l = self._evidence_on(ep, use_vision, without, alt, self._carriers(tracks, alt), add.weight.t_settled_ns)
                 if log_l > -math.inf:
-                    joint.append((math.log(alt.prob) + log_l, counts, alt))
+                    joint.append((math.log(alt.prob) + log_l, alt))
             if len(joint) < 2:
                 continue
-            top = max(x for x, _, _ in joint)
-            total = sum(math.exp(x - top) for x, _, _ in joint)
-            x, counts, alt = max(joint[1:], key=lambda r: r[0])
+            top = max(x for x, _ in joint)
+            total = sum(math.exp(x - top) for x, _ in joint)
             other = 1.0 - math.exp(joint[0][0] - top) / total  # P(the add was not what it booked)
             self.stats["rereads"] += 1
             if other >= cfg.reread_min_posterior and (found is None or other > found[0]):
-                rescored = [dataclasses.replace(a, prob=math.exp(y - top) / total) for y, _, a in joint[1:]]
-                found = (other, add, counts, alt, rescored)
+                rescored = sorted((dataclasses.replace(a, prob=math.exp(x - top) / total) for x, a in joint[1:]),
+                                  key=lambda e: -e.prob)
+                found = (other, add, tracks, rescored)
         if found is None:
             return []
-        other, add, counts, alt, rescored = found
-        post = max(e.prob for e in rescored)
-        booked = +add.units
-        gone, new = booked - counts, counts - booked
-        detail = {"reread_by": round(ep.weight.delta_g, 2), "reread_posterior": round(post, 4),
+        other, add, tracks, rescored = found
+        best = rescored[0]  # the most probable other reading
+        booked, counts = +add.units, Counter(dict(best.counts))
+        detail = {"reread_by": round(ep.weight.delta_g, 2), "reread_posterior": round(best.prob, 4),
                   "reread_booked_posterior": round(1.0 - other, 4)}
-        out = self._book_revision(add, sorted(rescored, key=lambda e: -e.prob), counts, gone, new, detail, {},
-                                  self._carriers(add, alt))
+        out = self._book_revision(add, rescored, counts, booked - counts, counts - booked, detail, {},
+                                  self._carriers(tracks, best))
         add.readings = []
         self.stats["reread_revisions"] += 1
         return out
 
-    def _evidence_on(self, ep: _Episode, use_vision: bool, add: _Episode, booked: Counter, counts: Counter,
-                     alt: Explanation) -> float:
-        """Log evidence of the fall ``ep`` on the basket the add ``add`` would have left had it
-        booked ``counts`` instead of ``booked`` (the new units on the tracks ``alt`` labels)."""
-        saved = self.basket
-        hyp = copy.deepcopy(saved)
-        for sku, n in booked.items():
-            hyp.remove(sku, n)
-        carriers = self._carriers(add, alt)
-        for sku, n in counts.items():
-            hyp.add(sku, n, confidence=alt.prob, track_id=carriers.get(sku), t_ns=add.weight.t_settled_ns)
-        self.basket = hyp
+    def _evidence_on(self, ep: _Episode, use_vision: bool, without: Basket, reading: Explanation,
+                     carriers: dict[str, int], t_ns: int) -> float:
+        """Log evidence of the fall ``ep`` on the basket an add would have left had it booked
+        ``reading``: ``without`` (the basket less what it booked) plus the reading's units, on the
+        tracks ``carriers`` names, booked at ``t_ns``."""
+        hyp = copy.deepcopy(without)
+        for sku, n in reading.counts:
+            hyp.add(sku, n, confidence=reading.prob, track_id=carriers.get(sku), t_ns=t_ns)
+        saved, self.basket = self.basket, hyp
         try:
             return _log_evidence(self._search(ep, use_vision))
         finally:
             self.basket = saved
 
-    def _carriers(self, add: _Episode, reading: Explanation) -> dict[str, int]:
-        """SKU -> the track of the add ``add`` that ``reading`` labels with it."""
-        return {sku: v.ev.track_id for v, (sku, _n) in zip(self._strongest(add), reading.tracks) if sku is not None}
+    @staticmethod
+    def _carriers(tracks: list[_Vision], reading: Explanation) -> dict[str, int]:
+        """SKU -> the track among ``tracks`` (an add's strongest) that ``reading`` labels with it."""
+        return {sku: v.ev.track_id for v, (sku, _n) in zip(tracks, reading.tracks) if sku is not None}
 
     # =========================================================================================
     # Decisions
@@ -871,7 +872,7 @@ class Fusion:
                 self.stats["entering_holds"] += 1
                 return []  # a track is crossing into the basket: it may be part of this change
             self.stats["timeout_commits" if exps[0].prob < cfg.commit_posterior else "confident_commits"] += 1
-            reread = self._reread(ep) if ep.sign < 0 else []
+            reread = self._reread(ep)
             if reread:
                 exps = self._explain(ep)  # on the corrected basket
             return reread + self._after_commit(ep, self._commit(ep, exps))
@@ -954,7 +955,7 @@ class Fusion:
                 ep.committed = True
                 return exchanged
         unconfirmed = [self._unconfirmed(v) for v in self._strongest(ep) if ep.sign > 0 and self._confident(v)]
-        reread = self._reread(ep, use_vision=False) if ep.sign < 0 else []
+        reread = self._reread(ep, use_vision=False)
         return unconfirmed + reread + self._after_commit(ep, self._commit_unseen(ep), unseen=True)
 
     def _after_commit(self, ep: _Episode, events: list[Event], unseen: bool = False) -> list[Event]:
