@@ -546,6 +546,10 @@ class FusionConfig:
     reread_min_z: float
     reread_min_prob: float
     reread_min_posterior: float
+    alarm_return_window_s: float
+    """How long after a rise raised as ``unexpected_weight`` (never booked) a fall that no basket
+    units explain and that weighs the same (within ``cancel_sigmas``) is that product taken out
+    again, committed with no alarm (0: never; every such fall is an alarm)."""
     audit_window_s: float
     """How long after an add is committed the resting looks of its carried-in tracks, and the
     census of resting products (for units booked on the weight alone), may revise it (0: never):
@@ -616,7 +620,7 @@ class FusionConfig:
     def __post_init__(self) -> None:
         for key in ("pair_before_s", "add_pair_after_s", "resighted_wait_s", "remove_pair_after_s", "absorb_window_s", "unseen_hold_s",
                     "unseen_removal_hold_s", "swap_window_s", "putback_window_s", "weight_wait_s", "decision_timeout_s", "in_place_max_travel", "refound_gap_s", "entering_hold_s", "census_min_s", "continue_max_dist", "continue_max_gap_s",
-                    "audit_window_s", "audit_min_s", "reread_window_s", "reread_min_z",
+                    "audit_window_s", "audit_min_s", "reread_window_s", "reread_min_z", "alarm_return_window_s",
                     "reentry_max_move",
                     "scale_noise_g", "relative_error", "resume_tolerance_g"):
             check(getattr(self, key) >= 0.0, f"fusion.{key}", getattr(self, key), "a number >= 0")

@@ -556,6 +556,58 @@ def test_unseen_lift_and_later_put_back_is_a_return(fusion):
     assert fusion.basket.counts() == {"JAM": 1}
 
 
+def test_an_alarmed_product_taken_out_again_raises_no_second_alarm(fusion):
+    # A jam slipped in unseen is an alarm and never booked; lifted out 8 s later, unseen, the fall
+    # fits nothing in the (empty) basket but weighs what the alarmed rise did: that product
+    # leaving, no second alarm (shrink seeds 8404 and 8504: a swap's product alarmed on the way in).
+    events = run(fusion, weighed(2.0, 689.0), weighed(10.0, -689.6))
+    assert summary(events) == [("unexpected_weight", "JAM", 1)]
+    assert fusion.stats["alarm_returns"] == 1
+    assert fusion.basket.total_qty == 0
+    # Off: the exit is an alarm of its own, naming nothing.
+    off = Fusion(CATALOG, default_fusion_config(alarm_return_window_s=0))
+    events = run(off, weighed(2.0, 689.0), weighed(10.0, -689.6))
+    assert summary(events) == [("unexpected_weight", "JAM", 1), ("unexpected_weight", None, 0)]
+
+
+def test_an_alarmed_rise_explains_one_fall_of_its_weight_only(fusion):
+    # Matched once: a second fall of the same weight is an alarm; a fall of another weight is too.
+    events = run(fusion, weighed(2.0, 689.0), weighed(10.0, -689.6), weighed(14.0, -690.1), weighed(18.0, -531.0))
+    assert summary(events) == [("unexpected_weight", "JAM", 1), ("unexpected_weight", None, 0),
+                               ("unexpected_weight", None, 0)]
+    assert fusion.stats["alarm_returns"] == 1
+
+
+def test_a_fall_that_fits_the_basket_is_not_taken_for_an_alarmed_product(fusion):
+    # The basket holds a booked jam; a second jam slips in unseen (alarm). A jam-sized fall fits
+    # the basket's jam, and is booked as its removal, as before.
+    fusion.basket.add("JAM", 1, track_id=1)
+    events = run(fusion, weighed(2.0, 689.0), weighed(10.0, -689.6))
+    assert summary(events) == [("unexpected_weight", "JAM", 1), ("item_removed", "JAM", 1)]
+    assert fusion.stats["alarm_returns"] == 0
+
+
+def test_an_alarmed_rise_older_than_the_window_explains_nothing():
+    fusion = Fusion(CATALOG, default_fusion_config(alarm_return_window_s=5.0))
+    events = run(fusion, weighed(2.0, 689.0), weighed(10.0, -689.6))
+    assert summary(events) == [("unexpected_weight", "JAM", 1), ("unexpected_weight", None, 0)]
+
+
+def test_an_alarmed_product_seen_leaving_raises_no_mismatch(fusion):
+    # The alarmed jam is lifted out in view of the camera (a track leaves looking like it), but
+    # the basket holds no jam: the weight_mismatch the outlier fall would raise is the alarmed
+    # product leaving. A booked product seen leaving on an outlier fall keeps its mismatch.
+    fusion.basket.add("TUNA", 1, track_id=3)
+    events = run(fusion, weighed(2.0, 689.0), seen(5, 10.5, ("JAM", 0.95), kind="left"), weighed(10.0, -689.6))
+    assert summary(events) == [("unexpected_weight", "JAM", 1)]
+    assert fusion.basket.counts() == {"TUNA": 1}
+    other = Fusion(CATALOG)
+    other.basket.add("TUNA", 1, track_id=3)
+    events = run(other, weighed(2.0, 689.0), seen(3, 10.5, ("TUNA", 0.95), kind="left"), weighed(10.0, -689.6))
+    assert ("weight_mismatch", "TUNA", 1) in summary(events)
+    assert other.stats["alarm_returns"] == 0
+
+
 def test_exchange_in_one_visit_raises_an_alarm(fusion):
     # A jam goes in (settles at 1.8 s), and 0.5 s later the hand lifts the oil out: one visit
     # exchanging products, a possible ticket switch. The basket follows both; the alarm names both.

@@ -18,7 +18,9 @@ fall). Steps:
    confident vision SKU the weight rules out -> ``weight_mismatch``; a removal lifted within
    ``swap_window_s`` of an add settling (one hand visit exchanging products) -> ``weight_mismatch``
    naming both; an entering track with no weight change after ``weight_wait_s`` ->
-   ``unconfirmed_item``. Unseen opposite changes that cancel (lift and put back) raise nothing.
+   ``unconfirmed_item``. Unseen opposite changes that cancel (lift and put back) raise nothing,
+   nor does a fall no basket units explain that weighs what an alarmed, unbooked rise did
+   (that product taken out again, ``alarm_return_window_s``).
 5. **Revise.** A unit an add booked on the weight alone is taken back (``item_removed`` +
    ``item_added`` at the add's time) when a track entering soon after confidently shows a
    weigh-alike of it that is not in the basket (``revise_guesses``); an add booked on tracks
@@ -171,6 +173,9 @@ class Fusion:
         self._recent_adds: list[tuple[int, Event]] = []      # (t_settled_ns, event)
         self._recent_removals: list[tuple[int, Event]] = []  # (t_start_ns, event)
         self._unseen_removals: list[tuple[int, tuple[tuple[str, int], ...]]] = []
+        # Rises raised as unexpected_weight and never booked (t_settled_ns, delta_g, sigma_g):
+        # a fall that weighs the same is that product leaving (alarm_return_window_s).
+        self._alarmed_rises: deque[tuple[int, float, float]] = deque()
         self.stats = Counter()
         # Weight-sorted catalogue, for the "which SKUs fit this weight" candidates.
         self._by_weight = sorted(catalog, key=lambda p: (p.weight_g, p.sku))
@@ -662,6 +667,7 @@ class Fusion:
         self._audits.clear()
         self._census_audits.clear()
         self._rereadable.clear()  # their units are gone with the basket
+        self._alarmed_rises.clear()
         return self.basket.clear()
 
     # =========================================================================================
@@ -691,6 +697,9 @@ class Fusion:
         since = self.now_ns - int(cfg.reread_window_s * _NS)
         while self._rereadable and self._rereadable[0][1] < since:  # appended in commit order
             self._rereadable.popleft()
+        since = self.now_ns - int(cfg.alarm_return_window_s * _NS)
+        while self._alarmed_rises and self._alarmed_rises[0][0] < since:  # appended in settle order
+            self._alarmed_rises.popleft()
         if self._continued:  # a carried entry decided without a booking (or expired) keeps no link
             carried = self.pending_carried_ids()
             self._continued = {c: p for c, p in self._continued.items() if c in carried}
@@ -872,6 +881,10 @@ class Fusion:
                 self.stats["entering_holds"] += 1
                 return []  # a track is crossing into the basket: it may be part of this change
             self.stats["timeout_commits" if exps[0].prob < cfg.commit_posterior else "confident_commits"] += 1
+            if (ep.sign < 0 and best.outlier and self._alarmed_rises
+                    and not any(self._can_apply(-1, v.candidates[0][0], 1) for v in self._strongest(ep) if self._confident(v))
+                    and self._alarm_return(ep)):
+                return []  # a booked product seen leaving is not replaced by the alarmed one
             reread = self._reread(ep)
             if reread:
                 exps = self._explain(ep)  # on the corrected basket
@@ -954,6 +967,9 @@ class Fusion:
             if exchanged:  # one change, both halves booked at once: no partner for the swap alarm
                 ep.committed = True
                 return exchanged
+        if (ep.sign < 0 and self._alarmed_rises and self._explain(ep, use_vision=False)[0].outlier
+                and self._alarm_return(ep)):
+            return []
         unconfirmed = [self._unconfirmed(v) for v in self._strongest(ep) if ep.sign > 0 and self._confident(v)]
         reread = self._reread(ep, use_vision=False)
         return unconfirmed + reread + self._after_commit(ep, self._commit_unseen(ep), unseen=True)
@@ -1434,6 +1450,7 @@ class Fusion:
         confident = [v for v in self._strongest(ep) if self._confident(v)]
         evidence = self._evidence(ep, [best])
         if not confident:
+            self._note_alarmed(ep)
             return [self._event("unexpected_weight", w.t_settled_ns, None, 0, self._unseen_confidence(), w.delta_g, None,
                                 evidence=evidence)]
         out = []
@@ -1472,6 +1489,7 @@ class Fusion:
         if not best.outlier and len(best.counts) == 1 and best.prob >= 0.5:
             sku, qty = best.counts[0]
         self.stats["unexpected_weight"] += 1
+        self._note_alarmed(ep)
         return [self._event("unexpected_weight", w.t_settled_ns, sku, qty, self._unseen_confidence(), w.delta_g, None,
                             evidence=evidence)]
 
@@ -1678,6 +1696,35 @@ class Fusion:
                 return [self._apply(1, sku, n, _marginal(exps, sku, n), w.delta_g * self.catalog[sku].weight_g * n
                                     / best.mean_g, None, w.t_settled_ns, evidence) for sku, n in counts]
         return []
+
+    def _note_alarmed(self, ep: _Episode) -> None:
+        if ep.sign > 0 and self.config.alarm_return_window_s > 0:
+            w = ep.weight
+            self._alarmed_rises.append((w.t_settled_ns, w.delta_g, w.sigma_g))
+
+    def _alarm_return(self, ep: _Episode) -> bool:
+        """A fall no basket units explain (about to be an alarm) that weighs what a rise raised as
+        ``unexpected_weight``, and never booked, added within ``alarm_return_window_s`` before:
+        that product taken out again. Committed with no event (the basket never held it); the
+        rise is matched once, the most recent first, within ``cancel_sigmas`` as cancelling
+        changes are."""
+        cfg = self.config
+        if ep.sign > 0 or cfg.alarm_return_window_s <= 0 or not self._alarmed_rises:
+            return False
+        w = ep.weight
+        since = w.t_start_ns - int(cfg.alarm_return_window_s * _NS)
+        for i in range(len(self._alarmed_rises) - 1, -1, -1):
+            t_rise, delta_g, sigma_g = self._alarmed_rises[i]
+            if t_rise < since or t_rise > w.t_start_ns:
+                continue
+            sd = math.sqrt(w.sigma_g ** 2 + sigma_g ** 2 + 2 * cfg.scale_noise_g ** 2
+                           + (cfg.relative_error * delta_g) ** 2)
+            if abs(w.delta_g + delta_g) <= cfg.cancel_sigmas * sd:
+                del self._alarmed_rises[i]
+                ep.committed = True
+                self.stats["alarm_returns"] += 1
+                return True
+        return False
 
     def _unseen_confidence(self) -> float:
         return 1.0 - self.config.vision_miss_rate
