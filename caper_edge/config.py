@@ -537,6 +537,11 @@ class FusionConfig:
     from where it lay a second before (then it was handed a new product)."""
     seen_extra_units: bool
     revise_guesses: bool
+    revise_wait_s: float
+    """How long after it crossed into the basket a carried-in track that would revise an add
+    (``revise_guesses``) waits for a weight change of its own to start and claim it, before it
+    revises the add (0: it revises at once; at most ``weight_wait_s`` after it was decided). A
+    track found in place revises at once: its product's weight is in already."""
     reread_window_s: float
     """How long after an add a removal that its booked units do not explain may re-read it
     (0: never): when the fall fits the basket poorly (best explanation an outlier, or further than
@@ -620,7 +625,7 @@ class FusionConfig:
     def __post_init__(self) -> None:
         for key in ("pair_before_s", "add_pair_after_s", "resighted_wait_s", "remove_pair_after_s", "absorb_window_s", "unseen_hold_s",
                     "unseen_removal_hold_s", "swap_window_s", "putback_window_s", "weight_wait_s", "decision_timeout_s", "in_place_max_travel", "refound_gap_s", "entering_hold_s", "census_min_s", "continue_max_dist", "continue_max_gap_s",
-                    "audit_window_s", "audit_min_s", "reread_window_s", "reread_min_z", "alarm_return_window_s",
+                    "audit_window_s", "audit_min_s", "reread_window_s", "reread_min_z", "alarm_return_window_s", "revise_wait_s",
                     "reentry_max_move",
                     "scale_noise_g", "relative_error", "resume_tolerance_g"):
             check(getattr(self, key) >= 0.0, f"fusion.{key}", getattr(self, key), "a number >= 0")

@@ -44,6 +44,7 @@ def test_environment_overrides_file(tmp_path):
         ("[fusion]\nother_look_evidence = 1\n", "fusion.other_look_evidence"),
         ("[fusion]\nreread_window_s = -1\n", "fusion.reread_window_s = -1"),
         ("[fusion]\nalarm_return_window_s = -1\n", "fusion.alarm_return_window_s = -1"),
+        ("[fusion]\nrevise_wait_s = -0.5\n", "fusion.revise_wait_s = -0.5"),
         ("[fusion]\nreread_min_posterior = 1.5\n", "fusion.reread_min_posterior = 1.5"),
     ],
 )

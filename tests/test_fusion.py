@@ -313,6 +313,48 @@ def test_a_weight_guess_is_revised_by_the_census_of_resting_products():
         assert f.basket.counts() == {"JAM": 1, "RICE": 1}
 
 
+def test_a_product_counted_at_rest_before_its_own_add_is_booked_is_no_surplus():
+    # Jam + rice (a weight guess, 1202.5 g) booked; then a sugar is carried in and rests while
+    # its own change settles; the census counts it at rest from 3.5 s, before its add is booked
+    # at 4.2 s. Once booked, those frames show no surplus of it: the guess is not revised into
+    # a second sugar (unseen U busy seed 8303, where the earlier basket was the reference).
+    f = Fusion(CATALOG, default_fusion_config(audit_window_s=10.0))
+    events = run(f, seen(1, 1.0, ("JAM", 0.97)), weighed(1.2, 1202.5), until=3.0)
+    assert sorted(summary(events)) == [("item_added", "JAM", 1), ("item_added", "RICE", 1)]
+    feed = {ns(3.5): seen(3, 3.2, ("SUGAR", 0.96)), ns(4.2): weighed(3.4, 510.4)}
+    later = []
+    for k in range(41):
+        t = ns(3.0 + k / 20)
+        if t >= ns(3.5):
+            f.set_census(t, {"JAM": 1, "RICE": 1, "SUGAR": 1})
+        x = feed.get(t)
+        if x is not None:
+            later += f.on_vision(x) if isinstance(x, VisionEvent) else f.on_weight(x)
+        later += f.tick(t) + f.audit_census()
+    assert summary(later) == [("item_added", "SUGAR", 1)]
+    assert f.basket.counts() == {"JAM": 1, "RICE": 1, "SUGAR": 1}
+
+
+@pytest.mark.parametrize("wait_s", [0.0, 2.0])
+def test_a_track_that_would_revise_a_guess_waits_for_a_change_of_its_own(wait_s):
+    # Jam + rice (a weight guess) booked at 1.8 s. A sugar is carried in: its track crosses the
+    # rim at 2.9 s, within absorb_window_s of the add, before the scale reports its change
+    # (starting 3.5 s). Waiting, the track is its own change's: the sugar is booked on it and the
+    # guess stays. Revised at once, the guess becomes the sugar and the sugar's own change
+    # finds no track (unseen U busy seed 8303: one product booked twice).
+    f = Fusion(CATALOG, default_fusion_config(revise_wait_s=wait_s))
+    events = run(f, seen(1, 1.0, ("JAM", 0.97)), weighed(1.2, 1202.5), seen(9, 2.9, ("SUGAR", 0.95)),
+                 weighed(3.5, 510.3))
+    if wait_s:
+        assert sorted(summary(events)) == [("item_added", "JAM", 1), ("item_added", "RICE", 1),
+                                           ("item_added", "SUGAR", 1)]
+        assert [e.track_id for e in events if e.sku == "SUGAR"] == [9]
+        assert f.basket.counts() == {"JAM": 1, "RICE": 1, "SUGAR": 1}
+    else:
+        assert ("item_removed", "RICE", 1) in summary(events)
+        assert f.basket.qty("RICE") == 0
+
+
 def test_a_resting_look_waits_for_a_weight_change_in_progress():
     # The sugar look holds from 4 s, but a hand is putting jam down (its change provisional at
     # 4.45 s, settled at 6.6 s): the add is revised only once the jam is booked.

@@ -78,6 +78,7 @@ class _Vision:
     ev: VisionEvent
     deadline_ns: int
     candidates: Candidates
+    may_revise: bool = False  # waits in the pool for a change of its own before it revises an add
 
 
 @dataclass
@@ -244,14 +245,27 @@ class Fusion:
             if ev.kind == ENTERED:
                 self._tracks_in.add(ev.track_id)
             return self._due()
-        if sign > 0:
-            for e in self._episodes:
-                if e.committed and e.sign > 0:
-                    revised = self._revise(e, v)
-                    if revised:
-                        return revised + self._due()
+        if sign > 0 and any(e.committed and e.sign > 0 and self._guess_for(e, v) for e in self._episodes):
+            if self.config.revise_wait_s <= 0 or ev.in_place:  # found at rest: its weight is in already
+                return self._revisions(v) + self._due()
+            # Carried in, its product may be a change of its own that the scale has not started
+            # to report yet: the track waits in the pool, where a change starting within
+            # revise_wait_s of its entry claims it, and revises the add only if none does.
+            wait = min(v.deadline_ns, ev.t_ns + int(self.config.revise_wait_s * _NS))
+            v = dataclasses.replace(v, deadline_ns=max(wait, self.now_ns), may_revise=True)
+            self.stats["revisions_waiting"] += 1
         self._pool.append(v)
         return self._due()
+
+    def _revisions(self, v: _Vision) -> list[Event]:
+        """The revision the entering track ``v`` makes of the first committed add it may revise
+        (:meth:`_revise`); empty when there is none."""
+        for e in self._episodes:
+            if e.committed and e.sign > 0:
+                revised = self._revise(e, v)
+                if revised:
+                    return revised
+        return []
 
     def on_weight(self, event: Any) -> list[Event]:
         """One weight change: a :class:`caper_edge.scale.WeightEvent` or a :class:`WeightChange`."""
@@ -404,8 +418,7 @@ class Fusion:
         (``census_units``). Ignored in the ablation modes."""
         if not self.config.census_units or self.mode != "fusion":
             return
-        surplus = {sku: extra for sku, n in counts.items() if (extra := n - self.basket.qty(sku)) > 0}
-        self._census.append((int(t_ns), surplus))
+        self._census.append((int(t_ns), {sku: n for sku, n in counts.items() if n > 0}))
         horizon = int(t_ns) - int(self.config.census_min_s * _NS)
         while self._census and self._census[0][0] < horizon:
             self._census.popleft()
@@ -661,7 +674,7 @@ class Fusion:
         self._pool.clear()
         self._episodes.clear()
         self._floor_history.clear()
-        self._census.clear()  # surpluses over the old basket
+        self._census.clear()  # counts of the products the reset took away
         self._glimpses.clear()
         self._continued.clear()
         self._audits.clear()
@@ -729,6 +742,29 @@ class Fusion:
                 return True
         return False
 
+    def _guess_for(self, ep: _Episode, v: _Vision) -> tuple[str, Counter] | None:
+        """The unit of the committed add ``ep`` booked on the weight alone that the entering
+        track ``v`` would revise (:meth:`_revise`), with the counter it is booked under
+        (``ep.untracked`` or ``ep.counted``); None when there is none."""
+        cfg = self.config
+        if not cfg.revise_guesses or not v.candidates or not ep.holds(v.ev.t_ns, cfg, cfg.absorb_window_s):
+            return None
+        top, p_top = v.candidates[0]
+        if p_top < cfg.mismatch_vision_min or top in self.basket:  # candidates are catalogue SKUs
+            return None
+        new = self.catalog[top]
+        guesses = [(sku, ep.untracked) for sku in self._weight_guesses(ep)]
+        if v.ev.track_id not in self._tracks_in:
+            guesses += [(sku, ep.counted) for sku in sorted(ep.counted)]
+        for sku, kind in guesses:
+            if kind[sku] <= 0 or self.basket.qty(sku) < 1:
+                continue
+            old = self.catalog[sku]
+            spread = math.sqrt(new.weight_std_g ** 2 + old.weight_std_g ** 2 + cfg.scale_noise_g ** 2)
+            if abs(new.weight_g - old.weight_g) <= cfg.z_prune * spread / 2:
+                return sku, kind
+        return None
+
     def _revise(self, ep: _Episode, v: _Vision) -> list[Event]:
         """A late entering track that confidently looks like a weigh-alike of a unit this
         committed add booked on the weight alone, of a SKU not in the basket at all: that unit
@@ -741,35 +777,22 @@ class Fusion:
         The guess is taken back and the product booked in its place, as an ``item_removed`` +
         ``item_added`` pair at the add's time, both marked ``revises`` in their evidence. Off
         with ``revise_guesses`` false."""
-        cfg = self.config
-        if not cfg.revise_guesses or not v.candidates or not ep.holds(v.ev.t_ns, cfg, cfg.absorb_window_s):
+        found = self._guess_for(ep, v)
+        if found is None:
             return []
+        sku, kind = found
         top, p_top = v.candidates[0]
-        if p_top < cfg.mismatch_vision_min or top in self.basket:  # candidates are catalogue SKUs
-            return []
-        new = self.catalog[top]
-        guesses = [(sku, ep.untracked) for sku in self._weight_guesses(ep)]
-        if v.ev.track_id not in self._tracks_in:
-            guesses += [(sku, ep.counted) for sku in sorted(ep.counted)]
-        for sku, kind in guesses:
-            if kind[sku] <= 0 or self.basket.qty(sku) < 1:
-                continue
-            old = self.catalog[sku]
-            spread = math.sqrt(new.weight_std_g ** 2 + old.weight_std_g ** 2 + cfg.scale_noise_g ** 2)
-            if abs(new.weight_g - old.weight_g) > cfg.z_prune * spread / 2:
-                continue
-            kind[sku] -= 1
-            other = ep.untracked if kind is ep.counted else ep.counted
-            if other[sku] > 0:
-                other[sku] -= 1  # an extra unit of a carried SKU is in both: it is gone from both
-            ep.units[sku] -= 1
-            ep.units[top] += 1
-            w = ep.weight
-            evidence = {"revises": sku, "by_track": v.ev.track_id, "look": [[s, round(p, 4)] for s, p in v.candidates[:3]]}
-            self.stats["guesses_revised"] += 1
-            return [self._apply(-1, sku, 1, ep.unit_conf.get(sku, 0.5), None, None, w.t_settled_ns, evidence),
-                    self._apply(1, top, 1, p_top, None, v.ev.track_id, w.t_settled_ns, evidence)]
-        return []
+        kind[sku] -= 1
+        other = ep.untracked if kind is ep.counted else ep.counted
+        if other[sku] > 0:
+            other[sku] -= 1  # an extra unit of a carried SKU is in both: it is gone from both
+        ep.units[sku] -= 1
+        ep.units[top] += 1
+        w = ep.weight
+        evidence = {"revises": sku, "by_track": v.ev.track_id, "look": [[s, round(p, 4)] for s, p in v.candidates[:3]]}
+        self.stats["guesses_revised"] += 1
+        return [self._apply(-1, sku, 1, ep.unit_conf.get(sku, 0.5), None, None, w.t_settled_ns, evidence),
+                self._apply(1, top, 1, p_top, None, v.ev.track_id, w.t_settled_ns, evidence)]
 
     def _reread(self, ep: _Episode, use_vision: bool = True) -> list[Event]:
         """A removal the basket explains poorly re-reads a recent add (``reread_window_s``).
@@ -1586,11 +1609,15 @@ class Fusion:
 
     def _census_frames(self, t_from: int) -> list[Counter]:
         """The census frames since ``t_from``: per SKU, how many more resting products were seen
-        than the basket holds, less the products still waiting to be booked with their own
-        tracks (only SKUs left with a surplus)."""
+        than the basket holds now, less the products still waiting to be booked with their own
+        tracks (only SKUs left with a surplus). Against the basket as it is now, not as it was in
+        each frame: a product counted at rest just before its own add was booked is no surplus
+        once it is (unseen U busy seed 8303: counted against the older basket, the product
+        that had just been booked revised an earlier add's guess into a second unit of it)."""
         pending = Counter(v.candidates[0][0] for v in self._pending_vision() if v.candidates and not v.ev.in_place)
-        return [Counter({sku: n - pending[sku] for sku, n in surplus.items() if n > pending[sku]})
-                for t, surplus in self._census if t >= t_from]
+        held = {sku: self.basket.qty(sku) + pending[sku] for t, seen in self._census if t >= t_from for sku in seen}
+        return [Counter({sku: n - held[sku] for sku, n in seen.items() if n > held[sku]})
+                for t, seen in self._census if t >= t_from]
 
     def _census_seen(self, t_from: int) -> tuple[Counter, int]:
         """In how many census frames since ``t_from`` each SKU showed a surplus
@@ -1733,7 +1760,17 @@ class Fusion:
         return bool(v.candidates) and not v.ev.in_place and v.candidates[0][1] >= self.config.mismatch_vision_min
 
     def _expire_vision(self, v: _Vision) -> list[Event]:
-        """A transition no weight change claimed in time."""
+        """A transition no weight change claimed in time: a track that may revise an add
+        (``may_revise``) does so now, if it still may."""
+        if v.may_revise:
+            revised = self._revisions(v)
+            if revised:
+                return revised
+            v = dataclasses.replace(v, may_revise=False, deadline_ns=v.ev.decided_t_ns
+                                    + int(self.config.weight_wait_s * _NS))
+            if v.deadline_ns > self.now_ns:  # it waited less than weight_wait_s: wait the rest
+                self._pool.append(v)
+                return []
         if v.ev.kind == ENTERED and v.candidates and not v.ev.in_place:
             self.stats["unconfirmed_item"] += 1
             return [self._unconfirmed(v)]
