@@ -517,6 +517,9 @@ class FusionConfig:
     extra_runner_up_ranks: int
     extra_other_look_share: float
     other_look_evidence: bool
+    own_look_returns: bool
+    """An explained track's other looks before its latest one name no second product when that
+    latest look shows its explained product again where they lay: a hand covered it."""
     spurious_track_prior: float
     in_place_max_travel: float
     in_place_spurious_prior: float

@@ -1463,6 +1463,24 @@ def test_a_tracks_other_look_names_the_product_put_down_beside_it(on):
     assert f.basket.counts() == want, summary(events)
 
 
+@pytest.mark.parametrize("on, back_at, want", [(True, (0.5, 0.5), {"RICE": 2}),            # covered a moment
+                                                 (False, (0.5, 0.5), {"RICE": 1, "SUGAR": 1}),
+                                                 (True, (0.8, 0.2), {"RICE": 1, "SUGAR": 1})])  # elsewhere
+def test_a_look_before_the_tracks_own_product_shows_again_names_no_second_product(on, back_at, want):
+    """Unseen V lookalike seed 8204: a track carried in looking like rice is found in place
+    looking like sugar while the hand leaves, then looking like rice again where it lay: the
+    sugar look was the rice covered, not a second product under the track's id (which the
+    track would go on showing: busy seed 6001, above). 1022.5 g: two rice. Seen again
+    elsewhere, the track may have been handed another product: the sugar look still counts."""
+    f = Fusion(CATALOG, default_fusion_config(own_look_returns=on))
+    covered = VisionEvent("entered", 1, ns(1.5), ns(1.5), (("SUGAR", 0.6), ("JAM", 0.2)), in_place=True,
+                          floor_uv=(0.5, 0.5))
+    back = VisionEvent("entered", 1, ns(1.9), ns(1.9), (("RICE", 0.7), ("SUGAR", 0.1)), in_place=True,
+                       floor_uv=back_at)
+    events = run(f, seen(1, 1.0, ("RICE", 0.97), ("SUGAR", 0.02)), covered, back, weighed(1.2, 1022.5))
+    assert f.basket.counts() == want, summary(events)
+
+
 @pytest.mark.parametrize("look", [(("RICE", 0.9), ("SUGAR", 0.05)),   # its own product seen again
                                   (("OIL", 0.6), ("SUGAR", 0.2))])   # 1240 g: heavier than the whole rise
 def test_a_look_that_names_no_second_product_is_no_other_look(look):
