@@ -904,10 +904,12 @@ class Fusion:
                 self.stats["entering_holds"] += 1
                 return []  # a track is crossing into the basket: it may be part of this change
             self.stats["timeout_commits" if exps[0].prob < cfg.commit_posterior else "confident_commits"] += 1
+            # A fall no basket units explain may be an alarmed product leaving -- unless a
+            # confident track shows a booked product leaving (its mismatch stands).
             if (ep.sign < 0 and best.outlier and self._alarmed_rises
                     and not any(self._can_apply(-1, v.candidates[0][0], 1) for v in self._strongest(ep) if self._confident(v))
                     and self._alarm_return(ep)):
-                return []  # a booked product seen leaving is not replaced by the alarmed one
+                return []
             reread = self._reread(ep)
             if reread:
                 exps = self._explain(ep)  # on the corrected basket
@@ -1755,6 +1757,7 @@ class Fusion:
         return []
 
     def _note_alarmed(self, ep: _Episode) -> None:
+        """Remember a rise raised as ``unexpected_weight`` and not booked (:meth:`_alarm_return`)."""
         if ep.sign > 0 and self.config.alarm_return_window_s > 0:
             w = ep.weight
             self._alarmed_rises.append((w.t_settled_ns, w.delta_g, w.sigma_g))
