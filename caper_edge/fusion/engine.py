@@ -245,9 +245,10 @@ class Fusion:
             if ev.kind == ENTERED:
                 self._tracks_in.add(ev.track_id)
             return self._due()
-        if sign > 0 and any(e.committed and e.sign > 0 and self._guess_for(e, v) for e in self._episodes):
+        found = self._revision_of(v) if sign > 0 else None
+        if found is not None:
             if self.config.revise_wait_s <= 0 or ev.in_place:  # found at rest: its weight is in already
-                return self._revisions(v) + self._due()
+                return self._revise(v, *found) + self._due()
             # Carried in, its product may be a change of its own that the scale has not started
             # to report yet: the track waits in the pool, where a change starting within
             # revise_wait_s of its entry claims it, and revises the add only if none does.
@@ -257,15 +258,15 @@ class Fusion:
         self._pool.append(v)
         return self._due()
 
-    def _revisions(self, v: _Vision) -> list[Event]:
-        """The revision the entering track ``v`` makes of the first committed add it may revise
-        (:meth:`_revise`); empty when there is none."""
+    def _revision_of(self, v: _Vision) -> tuple[_Episode, str, Counter] | None:
+        """The first committed add the entering track ``v`` would revise, the guessed SKU and the
+        counter it is booked under (:meth:`_guess_for`); None when there is none."""
         for e in self._episodes:
             if e.committed and e.sign > 0:
-                revised = self._revise(e, v)
-                if revised:
-                    return revised
-        return []
+                found = self._guess_for(e, v)
+                if found is not None:
+                    return (e, *found)
+        return None
 
     def on_weight(self, event: Any) -> list[Event]:
         """One weight change: a :class:`caper_edge.scale.WeightEvent` or a :class:`WeightChange`."""
@@ -711,8 +712,8 @@ class Fusion:
         while self._rereadable and self._rereadable[0][1] < since:  # appended in commit order
             self._rereadable.popleft()
         since = self.now_ns - int(cfg.alarm_return_window_s * _NS)
-        while self._alarmed_rises and self._alarmed_rises[0][0] < since:  # appended in settle order
-            self._alarmed_rises.popleft()
+        while self._alarmed_rises and self._alarmed_rises[0][0] < since:  # appended about in settle order
+            self._alarmed_rises.popleft()  # (one out of order waits for those before it; matching checks the window)
         if self._continued:  # a carried entry decided without a booking (or expired) keeps no link
             carried = self.pending_carried_ids()
             self._continued = {c: p for c, p in self._continued.items() if c in carried}
@@ -765,7 +766,7 @@ class Fusion:
                 return sku, kind
         return None
 
-    def _revise(self, ep: _Episode, v: _Vision) -> list[Event]:
+    def _revise(self, v: _Vision, ep: _Episode, sku: str, kind: Counter) -> list[Event]:
         """A late entering track that confidently looks like a weigh-alike of a unit this
         committed add booked on the weight alone, of a SKU not in the basket at all: that unit
         was this product. A unit booked on the weight alone is one no track carried (and its
@@ -774,13 +775,10 @@ class Fusion:
         it): two lentils booked on one track of lentils, a sugar of the same weight found at
         rest beside them. The second unit came from the weight and the prior of two units in
         one hand, which a product seen there overturns, however confident the add was.
-        The guess is taken back and the product booked in its place, as an ``item_removed`` +
-        ``item_added`` pair at the add's time, both marked ``revises`` in their evidence. Off
-        with ``revise_guesses`` false."""
-        found = self._guess_for(ep, v)
-        if found is None:
-            return []
-        sku, kind = found
+        The guess (``sku``, booked under the add's counter ``kind``: :meth:`_revision_of`) is
+        taken back and the product booked in its place, as an ``item_removed`` + ``item_added``
+        pair at the add's time, both marked ``revises`` in their evidence. Off with
+        ``revise_guesses`` false."""
         top, p_top = v.candidates[0]
         kind[sku] -= 1
         other = ep.untracked if kind is ep.counted else ep.counted
@@ -1040,16 +1038,21 @@ class Fusion:
         return []
 
     def _cancelling_partner(self, ep: _Episode) -> _Episode | None:
-        cfg = self.config
         for other in self._episodes:
             if other is ep or other.committed or other.sign == ep.sign or any(not v.ev.in_place for v in other.vision):
                 continue
             a, b = ep.weight, other.weight
-            sd = math.sqrt(a.sigma_g ** 2 + b.sigma_g ** 2 + 2 * cfg.scale_noise_g ** 2
-                           + (cfg.relative_error * abs(a.delta_g)) ** 2)
-            if abs(a.delta_g + b.delta_g) <= cfg.cancel_sigmas * sd:
+            if self._cancels(a.delta_g, a.sigma_g, b.delta_g, b.sigma_g):
                 return other
         return None
+
+    def _cancels(self, delta_a: float, sigma_a: float, delta_b: float, sigma_b: float) -> bool:
+        """Two opposite changes of one product: their sum lies within ``cancel_sigmas`` combined
+        standard deviations of zero (both changes' errors, the scale noise of each, the
+        calibration error of the first)."""
+        cfg = self.config
+        sd = math.sqrt(sigma_a ** 2 + sigma_b ** 2 + 2 * cfg.scale_noise_g ** 2 + (cfg.relative_error * delta_a) ** 2)
+        return abs(delta_a + delta_b) <= cfg.cancel_sigmas * sd
 
     # -- explanations --------------------------------------------------------------------------
 
@@ -1598,8 +1601,7 @@ class Fusion:
                     best = (score, added, removed)
         if best is None:
             return []
-        log_total = exps[0].log_score - math.log(exps[0].prob)  # every unseen explanation's mass
-        p_ex = 1.0 / (1.0 + math.exp(min(700.0, log_total - best[0])))
+        p_ex = 1.0 / (1.0 + math.exp(min(700.0, _log_evidence(exps) - best[0])))  # against every unseen explanation
         if p_ex < 0.5:
             return []
         _, added, removed = best
@@ -1777,9 +1779,7 @@ class Fusion:
             t_rise, delta_g, sigma_g = self._alarmed_rises[i]
             if t_rise < since or t_rise > w.t_start_ns:
                 continue
-            sd = math.sqrt(w.sigma_g ** 2 + sigma_g ** 2 + 2 * cfg.scale_noise_g ** 2
-                           + (cfg.relative_error * delta_g) ** 2)
-            if abs(w.delta_g + delta_g) <= cfg.cancel_sigmas * sd:
+            if self._cancels(delta_g, sigma_g, w.delta_g, w.sigma_g):
                 del self._alarmed_rises[i]
                 ep.committed = True
                 self.stats["alarm_returns"] += 1
@@ -1796,9 +1796,9 @@ class Fusion:
         """A transition no weight change claimed in time: a track that may revise an add
         (``may_revise``) does so now, if it still may."""
         if v.may_revise:
-            revised = self._revisions(v)
-            if revised:
-                return revised
+            found = self._revision_of(v)
+            if found is not None:
+                return self._revise(v, *found)
             v = dataclasses.replace(v, may_revise=False, deadline_ns=v.ev.decided_t_ns
                                     + int(self.config.weight_wait_s * _NS))
             if v.deadline_ns > self.now_ns:  # it waited less than weight_wait_s: wait the rest
