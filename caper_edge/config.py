@@ -513,6 +513,10 @@ class FusionConfig:
     max_qty_per_track: int
     multi_unit_prior: float
     extra_unit_prior: float
+    spare_hand_prior: float
+    """Prior of a unit put down by a hand in view that no track carried in, added to
+    ``extra_unit_prior``'s (0: off); ``extra_unit_prior + spare_hand_prior`` must stay below 1."""
+    hand_lead_s: float
     extra_runner_up_share: float
     extra_runner_up_ranks: int
     extra_other_look_share: float
@@ -628,7 +632,7 @@ class FusionConfig:
     def __post_init__(self) -> None:
         for key in ("pair_before_s", "add_pair_after_s", "resighted_wait_s", "remove_pair_after_s", "absorb_window_s", "unseen_hold_s",
                     "unseen_removal_hold_s", "swap_window_s", "putback_window_s", "weight_wait_s", "decision_timeout_s", "in_place_max_travel", "refound_gap_s", "entering_hold_s", "census_min_s", "continue_max_dist", "continue_max_gap_s",
-                    "audit_window_s", "audit_min_s", "reread_window_s", "reread_min_z", "alarm_return_window_s", "revise_wait_s",
+                    "audit_window_s", "audit_min_s", "reread_window_s", "reread_min_z", "alarm_return_window_s", "revise_wait_s", "hand_lead_s",
                     "reentry_max_move",
                     "scale_noise_g", "relative_error", "resume_tolerance_g"):
             check(getattr(self, key) >= 0.0, f"fusion.{key}", getattr(self, key), "a number >= 0")
@@ -639,6 +643,8 @@ class FusionConfig:
         for key in ("multi_unit_prior", "extra_unit_prior", "spurious_track_prior", "in_place_spurious_prior", "reentry_spurious_prior",
                     "outlier_prior"):
             check(0.0 < getattr(self, key) < 1.0, f"fusion.{key}", getattr(self, key), "a probability in (0, 1)")
+        check(0.0 <= self.spare_hand_prior < 1.0 - self.extra_unit_prior, "fusion.spare_hand_prior", self.spare_hand_prior,
+              f"a probability in [0, 1 - extra_unit_prior = {1.0 - self.extra_unit_prior:g})")
         check(0.0 <= self.exchange_prior < 1.0, "fusion.exchange_prior", self.exchange_prior, "a probability in [0, 1)")
         check(0.0 <= self.extra_runner_up_share < 1.0, "fusion.extra_runner_up_share", self.extra_runner_up_share,
               "a fraction in [0, 1)")

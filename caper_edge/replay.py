@@ -352,7 +352,9 @@ class Pipeline:
                 self._last_seen = {k: v for k, v in self._last_seen.items() if k in alive}
                 self._looks = {k: v for k, v in self._looks.items() if k in alive}
                 self._floor = {k: v for k, v in self._floor.items() if k in alive}
-        if self.fusion.mode == "fusion":  # the ablations take neither
+        if self.fusion.mode == "fusion":  # the ablations take none
+            if self.cfg.fusion.spare_hand_prior > 0:
+                self.fusion.set_hands(frame.t_ns, self._hands(tracks))
             if self.cfg.fusion.census_units:
                 self.fusion.set_census(frame.t_ns, self._census(tracks, obs))
             if self.cfg.fusion.glimpse_units:
@@ -496,6 +498,13 @@ class Pipeline:
             if look and look[0][1] >= floor:
                 counts[look[0][0]] = counts.get(look[0][0], 0) + 1
         return counts
+
+    def _hands(self, tracks: Any) -> int:
+        """Fusion's hand count (``spare_hand_prior``): the confirmed hand tracks matched in this
+        frame, wherever they are (a hand is not placed in the basket's zones)."""
+        from .track import TRACKED
+
+        return int(np.count_nonzero((tracks.class_id == HAND_CLASS) & (tracks.state == TRACKED)))
 
     def _glimpses(self, tracks: Any, obs: Observations) -> list[tuple[str, float, int]]:
         """The item detections of this frame that no confirmed track took, whose look gives one

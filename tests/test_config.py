@@ -45,6 +45,9 @@ def test_environment_overrides_file(tmp_path):
         ("[fusion]\nreread_window_s = -1\n", "fusion.reread_window_s = -1"),
         ("[fusion]\nalarm_return_window_s = -1\n", "fusion.alarm_return_window_s = -1"),
         ("[fusion]\nrevise_wait_s = -0.5\n", "fusion.revise_wait_s = -0.5"),
+        ("[fusion]\nspare_hand_prior = -0.1\n", "fusion.spare_hand_prior = -0.1"),
+        ("[fusion]\nspare_hand_prior = 0.95\n", "fusion.spare_hand_prior = 0.95: expected a probability in [0, 1 - extra_unit_prior = 0.9)"),
+        ("[fusion]\nhand_lead_s = -1\n", "fusion.hand_lead_s = -1"),
         ("[fusion]\nreread_min_posterior = 1.5\n", "fusion.reread_min_posterior = 1.5"),
     ],
 )

@@ -1558,3 +1558,70 @@ def test_a_removal_re_reads_nothing_when_no_reading_explains_it_better(fall, wan
 def test_an_add_older_than_the_reread_window_is_not_re_read():
     f, later = _twin_pair_add(20.0, weighed(26.0, -555.5), until=30.0)
     assert summary(later) == [("item_removed", "YOG", 1)] and f.basket.counts() == {"TOMATO": 1}
+
+
+# -- a spare hand (spare_hand_prior) ----------------------------------------------------------------
+
+# Busy seed 8102's case: a soup carried in on a track, beans put down beside it by the other hand,
+# untracked. 679 g fits two soups at 2.1 std and soup + beans at 0.1 std; the rest of the
+# catalogue (fillers of 1 kg and more) fits nothing.
+HANDS_CATALOG = Catalog([Product("SOUP", "Soup", 330, 6, 1.19), Product("BEANS", "Beans", 349, 3, 0.89)]
+                        + [Product(f"F{i:02d}", f"Filler {i}", 1000 + 25 * i, 4, 1.0) for i in range(50)])
+
+
+def _hands(f: Fusion, counts: list[tuple[float, int]], until: float = 3.0) -> None:
+    """The replay loop's hand counts: ``counts`` (t seconds, hands) held until the next, frame by frame."""
+    t, i, n = 0.0, 0, 0
+    while t <= until:
+        while i < len(counts) and counts[i][0] <= t:
+            n = counts[i][1]
+            i += 1
+        f.set_hands(ns(t), n)
+        t = round(t + 1 / 30, 6)
+
+
+def _soup_and_beans(f: Fusion, counts: list[tuple[float, int]], *tracks: VisionEvent) -> list:
+    _hands(f, counts)
+    return run(f, *(tracks or (seen(1, 1.0, ("SOUP", 0.98), ("F01", 0.01)),)), weighed(1.2, 679.0))
+
+
+@pytest.mark.parametrize("counts, hands, want", [
+    ([(0.6, 1), (0.9, 2), (1.7, 1), (2.2, 0)], 2, {"SOUP": 1, "BEANS": 1}),   # a spare hand while it rose
+    ([(0.6, 1), (2.2, 0)], 1, {"SOUP": 2}),                                   # one hand: two soups in it
+    ([(0.0, 2), (0.1, 1), (2.2, 0)], 1, {"SOUP": 2}),                         # two hands, gone before hand_lead_s
+    ([(0.5, 2), (0.8, 1), (2.2, 0)], 2, {"SOUP": 1, "BEANS": 1}),             # two hands within hand_lead_s
+    ([(0.6, 1), (1.9, 2), (2.2, 0)], 1, {"SOUP": 2}),                         # a second hand after it settled
+])
+def test_a_spare_hand_in_view_puts_down_a_product_no_track_carried(counts, hands, want):
+    """One track carried a soup in; 679 g (the rise began at 1.2 s and settled at 1.8 s). With
+    one hand in view the weight is two soups in it (the prior of a second unit in the hand beats
+    that of an unseen product of the right weight). With a second hand in view from
+    ``hand_lead_s`` (1 s) before the rise began until it settled, that hand most likely put the
+    beans down: soup + beans."""
+    f = Fusion(HANDS_CATALOG, default_fusion_config(spare_hand_prior=0.4))
+    events = _soup_and_beans(f, counts)
+    assert f.basket.counts() == want, summary(events)
+    assert all(e.extras["evidence"]["hands"] == hands for e in events)
+
+
+def test_a_spare_hand_is_off_at_prior_zero_and_in_the_ablations():
+    counts = [(0.6, 1), (0.9, 2), (1.7, 1), (2.2, 0)]
+    for f in (Fusion(HANDS_CATALOG, default_fusion_config(spare_hand_prior=0.0)),
+              Fusion(HANDS_CATALOG, default_fusion_config(spare_hand_prior=0.4), mode="vision_only")):
+        events = _soup_and_beans(f, counts)
+        assert "hands" not in events[0].extras.get("evidence", {}), summary(events)
+    f = Fusion(HANDS_CATALOG, default_fusion_config(spare_hand_prior=0.0))
+    _soup_and_beans(f, counts)
+    assert f.basket.counts() == {"SOUP": 2}
+
+
+def test_hands_accounted_for_by_carried_tracks_or_with_none_carried_are_not_spare():
+    """Two hands, two tracks carried in (one of them a soup, the other mistaken for a filler the
+    weight rules out): no spare hand, the weight is two soups. A product found in place (not
+    carried in) under two hands: the rule waits for a carried track; two soups."""
+    both = (seen(1, 1.0, ("SOUP", 0.98)), seen(2, 1.05, ("F03", 0.9)))
+    in_place = (VisionEvent("entered", 1, ns(1.5), ns(1.5), (("SOUP", 0.98),), in_place=True),)
+    for tracks in (both, in_place):
+        f = Fusion(HANDS_CATALOG, default_fusion_config(spare_hand_prior=0.4))
+        events = _soup_and_beans(f, [(0.6, 2), (2.2, 0)], *tracks)
+        assert f.basket.counts() == {"SOUP": 2}, summary(events)

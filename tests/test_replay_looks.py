@@ -160,6 +160,21 @@ def test_census_counts_confident_resting_products_inside_the_basket():
     assert pipe._census(tracks, unsure) == {}
 
 
+def test_hands_are_the_confirmed_hand_tracks_matched_in_the_frame():
+    """Pipeline._hands (fusion's spare hand): hand tracks the tracker confirmed, not its
+    tentative or lost ones, and no item track."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from caper_edge.track import LOST, TENTATIVE, TRACKED
+
+    tracks = SimpleNamespace(class_id=np.array([1, 1, 0, 1, 1], np.int32),
+                             state=np.array([TRACKED, TRACKED, TRACKED, TENTATIVE, LOST], np.uint8))
+    assert _pipe()._hands(tracks) == 2
+    assert _pipe()._hands(SimpleNamespace(class_id=np.zeros(0, np.int32), state=np.zeros(0, np.uint8))) == 0
+
+
 def test_the_resting_audit_gets_the_posteriors_of_audited_tracks_matched_inside_the_basket():
     """Pipeline._audit (fusion's resting audit): each track fusion audits (audit_track_ids),
     matched in this frame inside the basket, is passed with its SKU posterior, its floor place

@@ -60,6 +60,7 @@ MODES = ("fusion", "vision_only", "weight_only")
 _NS = 1_000_000_000
 _MAX_TRACKS = 3  # tracks explained jointly in one episode; more are treated as duplicates
 _FLOOR_HISTORY = 64  # position changes kept per booked track (a few seconds of a moving one)
+_HANDS_KEEP_NS = 30 * _NS  # hand counts kept beyond how long a committed add may be re-read
 _PLACE_LOOKBACK_S = 1.0  # where a booked track "lay" before an entry: longer than a look change takes
 
 
@@ -177,6 +178,9 @@ class Fusion:
         # Rises raised as unexpected_weight and never booked (t_settled_ns, delta_g, sigma_g):
         # a fall that weighs the same is that product leaving (alarm_return_window_s).
         self._alarmed_rises: deque[tuple[int, float, float]] = deque()
+        # Hands in view (spare_hand_prior): (t_ns, n) each time the count changed, for the
+        # last _HANDS_KEEP_NS.
+        self._hands: deque[tuple[int, int]] = deque()
         self.stats = Counter()
         # Weight-sorted catalogue, for the "which SKUs fit this weight" candidates.
         self._by_weight = sorted(catalog, key=lambda p: (p.weight_g, p.sku))
@@ -199,12 +203,15 @@ class Fusion:
                     relative_error=cfg.relative_error, z_prune=cfg.z_prune, outlier_log_prior=math.log(cfg.outlier_prior),
                     outlier_range_g=cfg.outlier_range_g)
 
-    def _extra_log_prior(self, n_tracks: int) -> list[float]:
-        """Log prior of 0, 1, ... extra (unseen) units beside ``n_tracks`` tracks."""
+    def _extra_log_prior(self, n_tracks: int, spare_hand: bool = False) -> list[float]:
+        """Log prior of 0, 1, ... extra (unseen) units beside ``n_tracks`` tracks: each a second
+        product hidden in a hand (``extra_unit_prior``) or, with a ``spare_hand`` in view, the
+        product that hand put down (``spare_hand_prior``; :meth:`_add_pool`)."""
         cfg = self.config
         if n_tracks:
             n_extra = max(0, min(2, cfg.max_units - n_tracks))
-            return [0.0] + [e * math.log(cfg.extra_unit_prior) for e in range(1, n_extra + 1)]
+            prior = cfg.extra_unit_prior + (cfg.spare_hand_prior if spare_hand else 0.0)
+            return [0.0] + [e * math.log(prior) for e in range(1, n_extra + 1)]
         return [-math.inf] + [(e - 1) * math.log(cfg.multi_unit_prior) for e in range(1, cfg.max_units + 1)]
 
     # =========================================================================================
@@ -423,6 +430,33 @@ class Fusion:
         horizon = int(t_ns) - int(self.config.census_min_s * _NS)
         while self._census and self._census[0][0] < horizon:
             self._census.popleft()
+
+    def set_hands(self, t_ns: int, n: int) -> None:
+        """This frame's count of hands in view (the replay loop counts the tracker's confirmed
+        hand tracks). A change that more hands attended than tracks explain takes
+        ``spare_hand_prior`` for a unit no track carried. Ignored in the ablation modes and
+        when that prior is 0."""
+        if self.config.spare_hand_prior <= 0.0 or self.mode != "fusion":
+            return
+        t_ns, n = int(t_ns), int(n)
+        if not self._hands or self._hands[-1][1] != n:
+            self._hands.append((t_ns, n))
+        keep = _HANDS_KEEP_NS + int(max(self.config.reread_window_s, self.config.audit_window_s) * _NS)
+        while len(self._hands) > 1 and self._hands[1][0] < t_ns - keep:
+            self._hands.popleft()  # the first kept entry stays: its count holds until the next
+
+    def _hands_during(self, w: WeightChange) -> int:
+        """The most hands in view at once from ``hand_lead_s`` before ``w`` began until it settled."""
+        if not self._hands:
+            return 0
+        t0, t1 = w.t_start_ns - int(self.config.hand_lead_s * _NS), w.t_settled_ns
+        most = 0
+        for t, n in reversed(self._hands):  # newest first: the windows asked about are recent
+            if t <= t1:
+                most = max(most, n)
+                if t <= t0:
+                    break  # the count in force when the window opened
+        return most
 
     def add_glimpses(self, t_ns: int, looks: Sequence[tuple[str, float] | tuple[str, float, int]]) -> None:
         """This frame's glimpses: the top SKU and its probability of each item detection that no
@@ -1073,22 +1107,24 @@ class Fusion:
         """What an episode's explanations depend on: its change, the tracks with their
         candidates and floor places, the basket."""
         return (ep.weight, use_vision, tuple((v.ev, v.candidates, self._track_floor.get(v.ev.track_id)) for v in vision),
-                self._basket_version)
+                self._basket_version, self._hands_during(ep.weight))
 
     def _search(self, ep: _Episode, use_vision: bool) -> list[Explanation]:
         cfg = self.config
         w = ep.weight
         tracks = self._strongest(ep) if (use_vision and self.mode != "weight_only") else []
+        spare = False
         if ep.sign > 0:
             levels = [self._add_options(v, w.delta_g, len(tracks)) for v in tracks]
             others = self._other_looks(ep, tracks)
-            pool = self._add_pool(tracks, [skus for _, skus in others])
+            spare = self._spare_hand(ep, tracks)
+            pool = self._add_pool(tracks, [skus for _, skus in others], spare)
             available = None
         else:
             levels = [self._remove_options(v, w.t_start_ns) for v in tracks]
             pool = self._basket_pool()
             available = dict(self.basket.counts())
-        extra = self._extra_log_prior(len(tracks))
+        extra = self._extra_log_prior(len(tracks), spare)
         exps = explain(w.delta_g, self._sigma(w), levels=levels, pool=pool, extra_log_prior=extra,
                        relative_error=cfg.relative_error, z_prune=cfg.z_prune,
                        outlier_log_prior=math.log(cfg.outlier_prior), outlier_range_g=cfg.outlier_range_g,
@@ -1293,7 +1329,16 @@ class Fusion:
         var = cfg.scale_noise_g ** 2 + n * product.weight_std_g ** 2 + (cfg.relative_error * target_g) ** 2 + extra_var_g2
         return abs(target_g - n * product.weight_g) / math.sqrt(var)
 
-    def _add_pool(self, tracks: list[_Vision], other_looks: Sequence[list[str]] = ()) -> list[PoolItem]:
+    def _spare_hand(self, ep: _Episode, tracks: list[_Vision]) -> bool:
+        """An add that tracks carried products into while more hands were in view than those
+        tracks (``spare_hand_prior``): the spare hand most likely put a product down unseen."""
+        if self.config.spare_hand_prior <= 0.0:
+            return False
+        carried = sum(not v.ev.in_place for v in tracks)
+        return carried > 0 and self._hands_during(ep.weight) > carried
+
+    def _add_pool(self, tracks: list[_Vision], other_looks: Sequence[list[str]] = (),
+                  spare_hand: bool = False) -> list[PoolItem]:
         """Where an extra unit (one no track carried) comes from: half a uniform prior, half the
         tracks' vision, and ``extra_runner_up_share`` of it from the tracks' runners-up -- two
         products carried in under one box are one track that looks like the bigger of them, and
@@ -1315,6 +1360,9 @@ class Fusion:
                             prior[s] += share / (len(lists) * len(r))
         else:
             prior = {p.sku: 1.0 / n for p in self.catalog}
+        if spare_hand:  # or the product a spare hand put down: any in the catalogue
+            e, h = self.config.extra_unit_prior, self.config.spare_hand_prior
+            prior = {s: (e * q + h / n) / (e + h) for s, q in prior.items()}
         return [PoolItem(p.sku, math.log(prior[p.sku]), p.weight_g, p.weight_std_g ** 2) for p in self.catalog]
 
     def _other_looks(self, ep: _Episode, tracks: list[_Vision]) -> list[tuple[_Vision, list[str]]]:
@@ -1889,6 +1937,8 @@ class Fusion:
             "tracks": [[v.ev.track_id] + [[s, round(p, 3)] for s, p in v.candidates[:3]] for v in self._strongest(ep)],
             "alternatives": alts,
         }
+        if self._hands:  # spare_hand_prior
+            out["hands"] = self._hands_during(ep.weight)
         if weight_says is not None:
             out["weight_says"] = weight_says
         return out
