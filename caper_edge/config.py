@@ -544,6 +544,9 @@ class FusionConfig:
     from where it lay a second before (then it was handed a new product)."""
     seen_extra_units: bool
     revise_guesses: bool
+    revise_by_group: bool
+    """A late track whose look gives ``mismatch_vision_min`` only to a look-alike group together
+    revises a guess into the one member of the group that weighs like it."""
     revise_wait_s: float
     """How long after it crossed into the basket a carried-in track that would revise an add
     (``revise_guesses``) waits for a weight change of its own to start and claim it, before it

@@ -160,6 +160,39 @@ def test_a_weight_guess_is_revised_by_the_product_found_in_place(revise):
     assert f.basket.counts() == {"JAM": 1, "SUGAR": 1}
 
 
+GROUP_CATALOG = Catalog([p for p in CATALOG if p.sku != "SUGAR"]
+                        + [Product("SUGAR", "Sugar 500 g", 510, 4, 0.99, look_group="baking"),
+                           Product("FLOUR", "Flour 1 kg", 1000, 6, 0.89, look_group="baking"),
+                           Product("SALT", "Salt 750 g", 750, 5, 0.49, look_group="baking"),
+                           Product("SUGAR_BROWN", "Brown sugar 500 g", 514, 4, 1.49, look_group="brown")])
+
+
+@pytest.mark.parametrize("by_group, brown_in_group, revised", [(True, False, True), (False, False, False),
+                                                               (True, True, False)])
+def test_a_weight_guess_is_revised_by_a_look_of_a_lookalike_group(by_group, brown_in_group, revised):
+    """Unseen X busy seed 7902: the unseen product of an add was guessed by weight (rice for
+    jam + 512 g), then found at rest looking like its look-alike group -- flour 0.45, salt 0.30,
+    sugar 0.25: no member alone is confident, the group is. The weight picks the one member
+    that weighs like the guess, sugar. With two such members in the group (brown sugar, 514 g,
+    made a member) the look cannot tell which, and the guess stays; so it does with
+    revise_by_group off."""
+    cat = GROUP_CATALOG
+    if brown_in_group:
+        cat = Catalog([dataclasses.replace(p, look_group="baking") if p.sku == "SUGAR_BROWN" else p for p in cat])
+    f = Fusion(cat, default_fusion_config(revise_by_group=by_group))
+    look = (("FLOUR", 0.45), ("SALT", 0.3), ("SUGAR", 0.25)) + ((("SUGAR_BROWN", 0.0),) if brown_in_group else ())
+    found = VisionEvent("entered", 9, ns(2.9), ns(2.9), look, in_place=True)
+    events = run(f, seen(1, 1.0, ("JAM", 0.97)), weighed(1.2, 1202.5), found)
+    assert sorted(summary(events[:2])) == [("item_added", "JAM", 1), ("item_added", "RICE", 1)]
+    if not revised:
+        assert events[2:] == [] and f.basket.counts() == {"JAM": 1, "RICE": 1}
+        return
+    assert summary(events[2:]) == [("item_removed", "RICE", 1), ("item_added", "SUGAR", 1)]
+    added = events[3]
+    assert added.track_id == 9 and added.confidence == pytest.approx(1.0)  # the group's look
+    assert f.basket.counts() == {"JAM": 1, "SUGAR": 1}
+
+
 @pytest.mark.parametrize("look, revised", [("SUGAR", True), ("RICE", False)])
 def test_a_second_unit_counted_on_one_track_is_revised_by_the_product_found_in_place(look, revised):
     """Unseen busy seed 9002: a track of rice carried in, 1021.5 g weighed: two rice (1024) or

@@ -265,9 +265,10 @@ class Fusion:
         self._pool.append(v)
         return self._due()
 
-    def _revision_of(self, v: _Vision) -> tuple[_Episode, str, Counter] | None:
-        """The first committed add the entering track ``v`` would revise, the guessed SKU and the
-        counter it is booked under (:meth:`_guess_for`); None when there is none."""
+    def _revision_of(self, v: _Vision) -> tuple[_Episode, str, Counter, str, float] | None:
+        """The first committed add the entering track ``v`` would revise, the guessed SKU, the
+        counter it is booked under, and the SKU (with its look's probability) it becomes
+        (:meth:`_guess_for`); None when there is none."""
         for e in self._episodes:
             if e.committed and e.sign > 0:
                 found = self._guess_for(e, v)
@@ -777,17 +778,28 @@ class Fusion:
                 return True
         return False
 
-    def _guess_for(self, ep: _Episode, v: _Vision) -> tuple[str, Counter] | None:
+    def _guess_for(self, ep: _Episode, v: _Vision) -> tuple[str, Counter, str, float] | None:
         """The unit of the committed add ``ep`` booked on the weight alone that the entering
         track ``v`` would revise (:meth:`_revise`), with the counter it is booked under
-        (``ep.untracked`` or ``ep.counted``); None when there is none."""
+        (``ep.untracked`` or ``ep.counted``) and what it becomes: the track's top SKU, when its
+        look gives it ``mismatch_vision_min``; or (``revise_by_group``), when the look gives that
+        to the top SKU's look-alike group together, the one member of the group that weighs
+        like the guess. Never a SKU already in the basket. None when there is none."""
         cfg = self.config
         if not cfg.revise_guesses or not v.candidates or not ep.holds(v.ev.t_ns, cfg, cfg.absorb_window_s):
             return None
         top, p_top = v.candidates[0]
-        if p_top < cfg.mismatch_vision_min or top in self.basket:  # candidates are catalogue SKUs
+        if p_top >= cfg.mismatch_vision_min:
+            news = [(top, p_top)]
+        elif cfg.revise_by_group:
+            group = {top, *self.catalog.lookalikes(top)}
+            mass = sum(p for s, p in v.candidates if s in group)
+            if mass < cfg.mismatch_vision_min:
+                return None
+            news = [(s, mass) for s, _ in v.candidates if s in group]  # the group's look; the weight picks the member
+        else:
             return None
-        new = self.catalog[top]
+        news = [(s, p) for s, p in news if s not in self.basket]  # candidates are catalogue SKUs
         guesses = [(sku, ep.untracked) for sku in self._weight_guesses(ep)]
         if v.ev.track_id not in self._tracks_in:
             guesses += [(sku, ep.counted) for sku in sorted(ep.counted)]
@@ -795,12 +807,18 @@ class Fusion:
             if kind[sku] <= 0 or self.basket.qty(sku) < 1:
                 continue
             old = self.catalog[sku]
-            spread = math.sqrt(new.weight_std_g ** 2 + old.weight_std_g ** 2 + cfg.scale_noise_g ** 2)
-            if abs(new.weight_g - old.weight_g) <= cfg.z_prune * spread / 2:
-                return sku, kind
+            fits = [(s, p) for s, p in news if self._weigh_alike(self.catalog[s], old)]
+            if len(fits) == 1:
+                return sku, kind, *fits[0]
         return None
 
-    def _revise(self, v: _Vision, ep: _Episode, sku: str, kind: Counter) -> list[Event]:
+    def _weigh_alike(self, a: Product, b: Product) -> bool:
+        """Within ``z_prune / 2`` combined standard deviations of each other."""
+        cfg = self.config
+        spread = math.sqrt(a.weight_std_g ** 2 + b.weight_std_g ** 2 + cfg.scale_noise_g ** 2)
+        return abs(a.weight_g - b.weight_g) <= cfg.z_prune * spread / 2
+
+    def _revise(self, v: _Vision, ep: _Episode, sku: str, kind: Counter, top: str, p_top: float) -> list[Event]:
         """A late entering track that confidently looks like a weigh-alike of a unit this
         committed add booked on the weight alone, of a SKU not in the basket at all: that unit
         was this product. A unit booked on the weight alone is one no track carried (and its
@@ -810,10 +828,9 @@ class Fusion:
         rest beside them. The second unit came from the weight and the prior of two units in
         one hand, which a product seen there overturns, however confident the add was.
         The guess (``sku``, booked under the add's counter ``kind``: :meth:`_revision_of`) is
-        taken back and the product booked in its place, as an ``item_removed`` + ``item_added``
+        taken back and the product seen (``top``, its look ``p_top``) booked in its place, as an ``item_removed`` + ``item_added``
         pair at the add's time, both marked ``revises`` in their evidence. Off with
         ``revise_guesses`` false."""
-        top, p_top = v.candidates[0]
         kind[sku] -= 1
         other = ep.untracked if kind is ep.counted else ep.counted
         if other[sku] > 0:
