@@ -1514,6 +1514,24 @@ def test_a_look_before_the_tracks_own_product_shows_again_names_no_second_produc
     assert f.basket.counts() == want, summary(events)
 
 
+@pytest.mark.parametrize("drift, back_at, want", [(True, (0.31, 0.83), {"RICE": 2}),            # back where it lay
+                                                    (False, (0.31, 0.83), {"RICE": 1, "SUGAR": 1}),
+                                                    (True, (0.70, 0.20), {"RICE": 1, "SUGAR": 1})])  # moved on
+def test_looks_elsewhere_before_the_track_is_back_on_its_product_name_no_second_product(drift, back_at, want):
+    """Unseen X busy seed 7904: a track carried a rice in to (0.3, 0.83); the hand putting
+    something down beside it dragged the track 0.2 of the floor away, where it looked like
+    sugar twice, then the track was back on the rice where the rice lay. The product never
+    moved: the sugar looks were the hand, not a second product (1022.5 g: two rice). Back
+    elsewhere, the track may have been handed another product: the sugar looks still count."""
+    f = Fusion(CATALOG, default_fusion_config(own_look_drift=drift))
+    carried = VisionEvent("entered", 1, ns(1.0), ns(1.3), (("RICE", 0.97), ("SUGAR", 0.02)), floor_uv=(0.33, 0.85))
+    dragged = [VisionEvent("entered", 1, ns(t), ns(t), (("SUGAR", 0.7), ("JAM", 0.2)), in_place=True, floor_uv=uv)
+               for t, uv in ((1.5, (0.45, 0.73)), (1.7, (0.45, 0.60)))]
+    back = VisionEvent("entered", 1, ns(1.9), ns(1.9), (("RICE", 0.95), ("SUGAR", 0.01)), in_place=True, floor_uv=back_at)
+    events = run(f, carried, *dragged, back, weighed(1.2, 1022.5))
+    assert f.basket.counts() == want, summary(events)
+
+
 @pytest.mark.parametrize("look", [(("RICE", 0.9), ("SUGAR", 0.05)),   # its own product seen again
                                   (("OIL", 0.6), ("SUGAR", 0.2))])   # 1240 g: heavier than the whole rise
 def test_a_look_that_names_no_second_product_is_no_other_look(look):

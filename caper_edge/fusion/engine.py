@@ -1417,7 +1417,10 @@ class Fusion:
         lookalike seed 8204: lentils carried in at 1.0, then seen in place twice as coffee or
         rice (0.3 / 0.2) while the hand left, and as lentils again; the rice look named a
         second product, and the 508 g add was booked as rice (512 g) with a false
-        ``weight_mismatch``."""
+        ``weight_mismatch``. With ``own_look_drift``, looks elsewhere are covered too when the
+        latest look lies where an earlier look of the track showed a named product (unseen X
+        busy seed 7904: a shampoo carried in, its track dragged by the hand putting a toothpaste
+        down beside it, looking like bread 0.2 of the floor away, and back on the shampoo)."""
         latest: dict[int, _Vision] = {}
         for u in ep.vision:
             if u.ev.track_id in ids and u.ev.kind != LEFT and u.candidates:
@@ -1427,13 +1430,20 @@ class Fusion:
         if not back:
             return set()
         limit = self.config.reentry_max_move
+        # Where each returning track's product lay before: its earlier looks of a named product
+        # within reentry_max_move of the latest look. The product never moved; the track's box
+        # was dragged onto the hand over it and back (``own_look_drift``).
+        stayed = {tid for tid, last in back.items() if self.config.own_look_drift and last.ev.floor_uv is not None
+                  and any(u.ev.track_id == tid and u is not last and u.ev.t_ns <= last.ev.t_ns and u.ev.kind != LEFT
+                          and u.candidates and u.candidates[0][0] in named and u.ev.floor_uv is not None
+                          and math.dist(u.ev.floor_uv, last.ev.floor_uv) <= limit for u in ep.vision)}
         covered = set()
         for u in ep.vision:
             last = back.get(u.ev.track_id)
             if last is None or u is last or u.ev.t_ns > last.ev.t_ns:
                 continue
             here, there = u.ev.floor_uv, last.ev.floor_uv
-            if here is None or there is None or math.dist(here, there) <= limit:
+            if here is None or there is None or math.dist(here, there) <= limit or u.ev.track_id in stayed:
                 covered.add(id(u))
         return covered
 
