@@ -1676,3 +1676,26 @@ def test_hands_accounted_for_by_carried_tracks_or_with_none_carried_are_not_spar
         f = Fusion(HANDS_CATALOG, default_fusion_config(spare_hand_prior=0.4))
         events = _soup_and_beans(f, [(0.6, 2), (2.2, 0)], *tracks)
         assert f.basket.counts() == {"SOUP": 2}, summary(events)
+
+
+# -- where the basket's units lay (unit_places) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("places, cop, gone", [(True, (0.78, 0.80), "SUGAR"), (True, (0.22, 0.19), "RICE"),
+                                               (False, (0.22, 0.19), "SUGAR")])
+def test_an_unseen_removal_of_weigh_alikes_is_the_one_where_the_weight_left_from(places, cop, gone):
+    """Unseen W lookalike seed 8104: rice (512 g) lies at (0.2, 0.2), sugar (510 g) at
+    (0.8, 0.8), each booked on its track; 510.5 g leaves and no track sees it. The weight
+    alone prefers the sugar; the centre of pressure of the fall says which one it was."""
+    basket = Basket()
+    basket.add("RICE", 1, track_id=5)
+    basket.add("SUGAR", 1, track_id=6)
+    f = Fusion(CATALOG, default_fusion_config(cop_std=0.08, unit_places=places), basket=basket)
+    for t in (0.5, 1.0):
+        f.note_floor(5, ns(t), (0.20, 0.20))
+        f.note_floor(6, ns(t), (0.80, 0.80))
+    fall = WeightChange("settled", ns(2.0), ns(2.6), ns(2.8), -510.5, 0.5, cop=cop)
+    events = run(f, fall)
+    assert summary(events) == [("item_removed", gone, 1)]
+    stays = "RICE" if gone == "SUGAR" else "SUGAR"
+    assert f.basket.counts() == {stays: 1}
