@@ -828,9 +828,9 @@ class Fusion:
         rest beside them. The second unit came from the weight and the prior of two units in
         one hand, which a product seen there overturns, however confident the add was.
         The guess (``sku``, booked under the add's counter ``kind``: :meth:`_revision_of`) is
-        taken back and the product seen (``top``, its look ``p_top``) booked in its place, as an ``item_removed`` + ``item_added``
-        pair at the add's time, both marked ``revises`` in their evidence. Off with
-        ``revise_guesses`` false."""
+        taken back and the product seen (``top``, its look ``p_top``) booked in its place, as an
+        ``item_removed`` + ``item_added`` pair at the add's time, both marked ``revises`` in
+        their evidence. Off with ``revise_guesses`` false."""
         kind[sku] -= 1
         other = ep.untracked if kind is ep.counted else ep.counted
         if other[sku] > 0:
@@ -1148,7 +1148,8 @@ class Fusion:
                        available=available, cop=w.cop if tracks else None, cop_std=cfg.cop_std)
         if ep.sign > 0 and others and cfg.other_look_evidence:
             exps = self._with_other_looks(exps, [u for u, _ in others])
-        if ep.sign < 0 and not tracks and cfg.unit_places and self.mode == "fusion" and w.cop is not None and cfg.cop_std > 0:
+        if (ep.sign < 0 and not tracks and cfg.unit_places and self.mode == "fusion" and w.cop is not None
+                and cfg.cop_std > 0):
             exps = self._with_places(exps, w)
         return exps
 
