@@ -524,12 +524,12 @@ class FusionConfig:
     own_look_returns: bool
     """An explained track's other looks before its latest one name no second product when that
     latest look shows its explained product again where they lay: a hand covered it."""
-    unit_places: bool
-    """A removal no track accounts for is weighed by where the basket's units of each SKU lay
-    (their booked tracks' floor positions) against its centre of pressure (needs ``cop_std``)."""
     own_look_drift: bool
     """... nor, wherever they lay, when that latest look lies where an earlier look of the track
     showed an explained product: the track's box drifted onto a hand and back."""
+    unit_places: bool
+    """A removal no track accounts for is weighed by where the basket's units of each SKU lay
+    (their booked tracks' floor positions) against its centre of pressure (needs ``cop_std``)."""
     spurious_track_prior: float
     in_place_max_travel: float
     in_place_spurious_prior: float

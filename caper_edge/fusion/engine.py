@@ -178,9 +178,10 @@ class Fusion:
         # Rises raised as unexpected_weight and never booked (t_settled_ns, delta_g, sigma_g):
         # a fall that weighs the same is that product leaving (alarm_return_window_s).
         self._alarmed_rises: deque[tuple[int, float, float]] = deque()
-        # Hands in view (spare_hand_prior): (t_ns, n) each time the count changed, for the
-        # last _HANDS_KEEP_NS.
+        # Hands in view (spare_hand_prior): (t_ns, n) each time the count changed, kept
+        # _HANDS_KEEP_NS longer than a committed add may be re-read or audited.
         self._hands: deque[tuple[int, int]] = deque()
+        self._hands_keep_ns = _HANDS_KEEP_NS + int(max(self.config.reread_window_s, self.config.audit_window_s) * _NS)
         self.stats = Counter()
         # Weight-sorted catalogue, for the "which SKUs fit this weight" candidates.
         self._by_weight = sorted(catalog, key=lambda p: (p.weight_g, p.sku))
@@ -442,8 +443,7 @@ class Fusion:
         t_ns, n = int(t_ns), int(n)
         if not self._hands or self._hands[-1][1] != n:
             self._hands.append((t_ns, n))
-        keep = _HANDS_KEEP_NS + int(max(self.config.reread_window_s, self.config.audit_window_s) * _NS)
-        while len(self._hands) > 1 and self._hands[1][0] < t_ns - keep:
+        while len(self._hands) > 1 and self._hands[1][0] < t_ns - self._hands_keep_ns:
             self._hands.popleft()  # the first kept entry stays: its count holds until the next
 
     def _hands_during(self, w: WeightChange) -> int:
@@ -1178,10 +1178,7 @@ class Fusion:
                         total += math.exp(-d2 / (2.0 * var)) / (2.0 * math.pi * var)
                 add = math.log(max(total / line.qty, 1e-300))
             scored.append((e, e.log_score + add))
-        top = max(x for _, x in scored)
-        norm = sum(math.exp(x - top) for _, x in scored)
-        out = [dataclasses.replace(e, log_score=x, prob=math.exp(x - top) / norm) for e, x in scored]
-        return sorted(out, key=lambda e: -e.prob)
+        return _reweighed(scored)
 
     def _with_other_looks(self, exps: list[Explanation], others: list[_Vision]) -> list[Explanation]:
         """The explanations re-weighed by the tracks' other looks (:meth:`_other_looks`): each
@@ -1199,10 +1196,7 @@ class Fusion:
                 n = e.units
                 add = sum(math.log(max(1e-12, sum(c * d.get(s, 0.0) for s, c in e.counts) / n)) for d in dists)
             scored.append((e, e.log_score + add))
-        top = max(x for _, x in scored)
-        total = sum(math.exp(x - top) for _, x in scored)
-        out = [dataclasses.replace(e, log_score=x, prob=math.exp(x - top) / total) for e, x in scored]
-        return sorted(out, key=lambda e: -e.prob)
+        return _reweighed(scored)
 
     def _vision_dist(self, cands: Candidates) -> dict[str, float]:
         """Top-k probabilities -- their odds tempered by ``vision_temperature`` (p^(1/T), keeping
@@ -1454,11 +1448,11 @@ class Fusion:
         latest look lies where an earlier look of the track showed a named product (unseen X
         busy seed 7904: a shampoo carried in, its track dragged by the hand putting a toothpaste
         down beside it, looking like bread 0.2 of the floor away, and back on the shampoo)."""
+        looks = [u for u in ep.vision if u.ev.track_id in ids and u.ev.kind != LEFT and u.candidates]
         latest: dict[int, _Vision] = {}
-        for u in ep.vision:
-            if u.ev.track_id in ids and u.ev.kind != LEFT and u.candidates:
-                if u.ev.track_id not in latest or u.ev.t_ns >= latest[u.ev.track_id].ev.t_ns:
-                    latest[u.ev.track_id] = u
+        for u in looks:
+            if u.ev.track_id not in latest or u.ev.t_ns >= latest[u.ev.track_id].ev.t_ns:
+                latest[u.ev.track_id] = u
         back = {tid: u for tid, u in latest.items() if u.candidates[0][0] in named}
         if not back:
             return set()
@@ -1466,10 +1460,13 @@ class Fusion:
         # Where each returning track's product lay before: its earlier looks of a named product
         # within reentry_max_move of the latest look. The product never moved; the track's box
         # was dragged onto the hand over it and back (``own_look_drift``).
-        stayed = {tid for tid, last in back.items() if self.config.own_look_drift and last.ev.floor_uv is not None
-                  and any(u.ev.track_id == tid and u is not last and u.ev.t_ns <= last.ev.t_ns and u.ev.kind != LEFT
-                          and u.candidates and u.candidates[0][0] in named and u.ev.floor_uv is not None
-                          and math.dist(u.ev.floor_uv, last.ev.floor_uv) <= limit for u in ep.vision)}
+        stayed = set()
+        for u in looks if self.config.own_look_drift else ():
+            last = back.get(u.ev.track_id)
+            if (last is not None and u is not last and u.ev.t_ns <= last.ev.t_ns
+                    and u.candidates[0][0] in named and u.ev.floor_uv is not None and last.ev.floor_uv is not None
+                    and math.dist(u.ev.floor_uv, last.ev.floor_uv) <= limit):
+                stayed.add(u.ev.track_id)
         covered = set()
         for u in ep.vision:
             last = back.get(u.ev.track_id)
@@ -2006,6 +2003,15 @@ class Fusion:
     def _known(self, cands: Candidates) -> Candidates:
         """Candidates restricted to catalogue SKUs (a gallery SKU the catalogue lacks cannot be weighed)."""
         return tuple((s, p) for s, p in cands if s in self.catalog)
+
+
+def _reweighed(scored: list[tuple[Explanation, float]]) -> list[Explanation]:
+    """Explanations given new log scores, their posteriors renormalised over the list, most
+    probable first."""
+    top = max(x for _, x in scored)
+    total = sum(math.exp(x - top) for _, x in scored)
+    out = [dataclasses.replace(e, log_score=x, prob=math.exp(x - top) / total) for e, x in scored]
+    return sorted(out, key=lambda e: -e.prob)
 
 
 def _log_evidence(exps: list[Explanation]) -> float:
