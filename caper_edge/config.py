@@ -503,6 +503,9 @@ class FusionConfig:
     """Prior that an unseen fall is one hand visit exchanging products (a rise and a fall that
     never settled apart), weighed against an unseen removal (0: off)."""
     putback_window_s: float
+    putback_after_swap: bool
+    """A unit taken out in an exchange that raised ``weight_mismatch`` may come back as a
+    put-back too (false: a rise of its weight nobody saw is ``unexpected_weight``)."""
     weight_wait_s: float
     decision_timeout_s: float
     commit_posterior: float
@@ -611,6 +614,10 @@ class FusionConfig:
     as the SKU weakly glimpsed in ``glimpse_weak_min_frames`` frames since it started, when one
     unit of it fits."""
     glimpse_weak_min_frames: int
+    glimpse_weak_fresh_iou: float
+    """A weak glimpse whose box overlaps by at least this (0: off) the box of a glimpse (any
+    kind) of the same SKU or a look-alike seen from ``pair_before_s`` to half of it before the
+    rise started is of a product that lay there already, and is no evidence of the rise's."""
     continue_max_dist: float
     """A new track found in place within this distance (fraction of the floor) of where a
     product carried in, its entry still undecided, lay in the last ``continue_max_gap_s`` is
@@ -647,7 +654,8 @@ class FusionConfig:
             check(getattr(self, key) >= 0.0, f"fusion.{key}", getattr(self, key), "a number >= 0")
         for key in ("commit_posterior", "mismatch_vision_min", "absorb_min_prob", "look_change_min_prob", "look_change_max_old",
                     "vision_tail_prob", "audit_min_prob", "audit_min_posterior",
-                    "census_min_prob", "census_min_share", "reread_min_prob", "reread_min_posterior", "glimpse_min_prob", "glimpse_max_iou", "glimpse_max_iou_other"):
+                    "census_min_prob", "census_min_share", "reread_min_prob", "reread_min_posterior", "glimpse_min_prob", "glimpse_max_iou", "glimpse_max_iou_other",
+                    "glimpse_weak_fresh_iou"):
             check(0.0 <= getattr(self, key) <= 1.0, f"fusion.{key}", getattr(self, key), "a probability in [0, 1]")
         for key in ("multi_unit_prior", "extra_unit_prior", "spurious_track_prior", "in_place_spurious_prior", "reentry_spurious_prior",
                     "outlier_prior"):

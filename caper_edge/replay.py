@@ -506,7 +506,7 @@ class Pipeline:
 
         return int(np.count_nonzero((tracks.class_id == HAND_CLASS) & (tracks.state == TRACKED)))
 
-    def _glimpses(self, tracks: Any, obs: Observations) -> list[tuple[str, float, int]]:
+    def _glimpses(self, tracks: Any, obs: Observations) -> list[tuple[str, float, int, tuple[float, ...]]]:
         """The item detections of this frame that no confirmed track took, whose look gives one
         SKU at least ``glimpse_min_prob`` (with ``glimpse_groups``, or whose top SKU's look-alike
         group has that together: then the group's probability is reported; with
@@ -514,8 +514,8 @@ class Pipeline:
         overlap no live item track's box (matched in this frame or not: a resting product whose
         track missed a frame is no glimpse) by more than ``glimpse_max_iou`` -- or by at most
         ``glimpse_max_iou_other`` only tracks that look like another product: (top SKU,
-        probability, kind) each, the kind ``GLIMPSE_SKU``, ``GLIMPSE_GROUP`` or ``GLIMPSE_WEAK``
-        (fusion's glimpses)."""
+        probability, kind, box) each, the kind ``GLIMPSE_SKU``, ``GLIMPSE_GROUP`` or
+        ``GLIMPSE_WEAK``, the box the detection's (x0, y0, x1, y1) in pixels (fusion's glimpses)."""
         from .evaluation.metrics import box_iou
 
         f = self.cfg.fusion
@@ -537,7 +537,8 @@ class Pipeline:
                         kind = GLIMPSE_WEAK
                     else:
                         continue
-                looks.append((int(i), (top, p, kind)))
+                box = tuple(float(x) for x in obs.xyxy[int(i)])
+                looks.append((int(i), (top, p, kind, box)))
         if not looks:
             return []
         every = self.tracker.all_tracks()

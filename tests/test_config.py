@@ -49,6 +49,8 @@ def test_environment_overrides_file(tmp_path):
         ("[fusion]\nspare_hand_prior = 0.95\n", "fusion.spare_hand_prior = 0.95: expected a probability in [0, 1 - extra_unit_prior = 0.9)"),
         ("[fusion]\nhand_lead_s = -1\n", "fusion.hand_lead_s = -1"),
         ("[fusion]\nreread_min_posterior = 1.5\n", "fusion.reread_min_posterior = 1.5"),
+        ("[fusion]\nglimpse_weak_fresh_iou = 1.2\n", "fusion.glimpse_weak_fresh_iou = 1.2"),
+        ("[fusion]\nputback_after_swap = 'no'\n", "fusion.putback_after_swap"),
     ],
 )
 def test_bad_values_name_key_and_value(tmp_path, text, fragment):

@@ -302,6 +302,34 @@ def test_a_resting_look_does_not_revise_an_add_unless_it_holds_where_it_lies_and
         assert summary(at_rest(f, 1, 8.0, 9.5, *sugar)) == [("item_removed", "RICE", 1), ("item_added", "SUGAR", 1)]
 
 
+@pytest.mark.parametrize("later", ["yoghurt", "rice"])
+def test_a_track_booked_for_a_later_add_audits_that_add_not_the_earlier_one(later):
+    """Unseen Z shrink seed 7704: the track that carried a 1016 g product in stayed on the hand
+    and carried the next product in, barely moving (``in_place``), and was booked for it. The
+    next product's resting look (a look-alike's, 0.999) then revised the first add into two of
+    that look-alike. A track booked for a later add stands for that add's product: its audit
+    passes to that add (busy seed 9903: a second add booked on the first one's track as that
+    product, 1020 g, was revised by the track's resting look into the product it was).
+    Here: rice carried in on track 1 (511 g); then on track 1 in place a yoghurt (530.5 g) or
+    a second 511 g unit the look takes for rice; track 1 then rests looking like sugar."""
+    f = Fusion(CATALOG, default_fusion_config(audit_window_s=10.0))
+    rice = run(f, seen(1, 1.0, ("RICE", 0.9), ("SUGAR", 0.08)), weighed(1.2, 511.0), until=3.0)
+    assert summary(rice) == [("item_added", "RICE", 1)] and f.audit_track_ids() == {1}
+    look, grams = {"yoghurt": ((("YOG", 0.5), ("YOG_LIGHT", 0.4)), 530.5),
+                   "rice": ((("RICE", 0.9), ("SUGAR", 0.08)), 512.5)}[later]
+    events = run(f, dataclasses.replace(seen(1, 3.5, *look), in_place=True), weighed(3.7, grams), until=6.0)
+    booked = "YOG" if later == "yoghurt" else "RICE"
+    assert summary(events) == [("item_added", booked, 1)] and events[0].track_id == 1
+    assert f.audit_track_ids() == {1}
+    later_events = at_rest(f, 1, 6.0, 9.0, ("SUGAR", 0.97), ("RICE", 0.02))
+    if later == "yoghurt":  # sugar explains neither the yoghurt's weight nor, any more, the rice's
+        assert later_events == [] and f.basket.counts() == {"RICE": 1, "YOG": 1}
+    else:  # the second add is revised, at its own time
+        assert summary(later_events) == [("item_removed", "RICE", 1), ("item_added", "SUGAR", 1)]
+        assert later_events[0].t_ns == events[0].t_ns
+        assert f.basket.counts() == {"RICE": 1, "SUGAR": 1}
+
+
 def test_a_resting_look_revises_only_its_own_tracks_units_of_an_add_of_two():
     # Jam and rice carried in together, 1201 g (690 + 512, or 690 + sugar 510): jam + rice
     # booked on the two tracks. The rice's track rests looking like sugar: only its unit is
@@ -1082,6 +1110,29 @@ def test_exchange_alarm_when_the_add_is_decided_after_the_removal(fusion):
     assert fusion.basket.counts() == {"JAM": 1}
 
 
+@pytest.mark.parametrize("after_swap", [False, True])
+@pytest.mark.parametrize("order", ["add_first", "removal_first"])
+def test_a_unit_swapped_out_that_comes_back_unseen_is_an_alarm(order, after_swap):
+    """Unseen Y shrink seed 7804 and Q shrink 7601: a can swapped out for a lighter product (the
+    exchange alarm), and 7-9 s later a can of that SKU slipped in under the hand, unseen, was
+    booked as the swapped-out can put back. A unit taken out in an exchange is no put-back
+    (``putback_after_swap`` false): its weight coming back unseen is ``unexpected_weight`` --
+    whichever half of the exchange was decided first. With it true, the put-back."""
+    f = Fusion(CATALOG, default_fusion_config(putback_after_swap=after_swap))
+    f.basket.add("OIL", 1, track_id=7)
+    jam = (seen(1, 1.0, ("JAM", 0.9)) if order == "add_first"
+           else VisionEvent("entered", 9, ns(4.2), ns(4.3), (("JAM", 0.95),), in_place=True))
+    events = run(f, jam, weighed(1.2, 690.3), weighed(2.3, -1240.4), weighed(9.0, 1239.8), until=20.0)
+    assert sorted(summary(events)[:3]) == [("item_added", "JAM", 1), ("item_removed", "OIL", 1),
+                                           ("weight_mismatch", "JAM", 1)]
+    if after_swap:
+        assert summary(events)[3:] == [("item_added", "OIL", 1)]
+        assert f.basket.counts() == {"JAM": 1, "OIL": 1} and f.stats["put_backs"] == 1
+    else:
+        assert summary(events)[3:] == [("unexpected_weight", "OIL", 1)]
+        assert f.basket.counts() == {"JAM": 1} and f.stats["put_backs"] == 0
+
+
 # -- centre of pressure ---------------------------------------------------------------------------
 
 
@@ -1393,6 +1444,40 @@ def test_weak_glimpses_of_a_product_at_rest_book_a_rise_about_to_be_an_alarm():
     for what, (looks, cfg) in cases.items():
         events = glimpse_run(Fusion(CATALOG, cfg), weighed(1.0, 104.3), looks)
         assert [e.type for e in events] == ["unexpected_weight"], what
+
+
+@pytest.mark.parametrize("case", ["there_before", "elsewhere_before", "other_sku_there", "off", "no_boxes"])
+def test_weak_glimpses_where_a_product_lay_before_the_rise_are_that_product(case):
+    """Unseen Q shrink seed 7601: an untracked product at the image's edge looked like itself
+    and like a 560 g product by turns, before the rise and after it; a hidden 561 g product was
+    booked as the latter from those weak glimpses instead of the alarm. A weak glimpse whose box
+    overlaps (``glimpse_weak_fresh_iou``) one of the same SKU seen from ``pair_before_s`` to half
+    of it before the rise started is of the product lying there already. Here the chocolate's
+    weak glimpses sit at one box from 0.5 s on; the rise starts at 3 s."""
+    here, there = (100.0, 100.0, 160.0, 200.0), (300.0, 100.0, 360.0, 200.0)
+    cfg = default_fusion_config(glimpse_weak_fresh_iou=0.0 if case == "off" else 0.5)
+
+    def looks(t):
+        if case == "no_boxes":
+            return [("CHOC", 0.6, GLIMPSE_WEAK)] if t >= 0.5 else []
+        if t < 3.0:
+            sku, box = {"elsewhere_before": ("CHOC", there), "other_sku_there": ("TUNA", here)}.get(case, ("CHOC", here))
+            return [(sku, 0.6, GLIMPSE_WEAK, box)] if t >= 0.5 else []
+        return [("CHOC", 0.6, GLIMPSE_WEAK, here)]
+
+    events = glimpse_run(Fusion(CATALOG, cfg), weighed(3.0, 104.3), looks, until=10.0)
+    if case == "there_before":
+        assert summary(events) == [("unexpected_weight", "CHOC", 1)]
+    else:
+        assert summary(events) == [("item_added", "CHOC", 1)]
+        assert events[0].extras["evidence"]["glimpse"]["weak"] is True
+
+
+def test_add_glimpses_rejects_a_bad_box(fusion):
+    with pytest.raises(ValueError, match=r"box = \(1, 2, 0, 4\) for 'JAM'"):
+        fusion.add_glimpses(ns(1.0), [("JAM", 0.9, GLIMPSE_WEAK, (1, 2, 0, 4))])
+    with pytest.raises(ValueError, match=r"box = \(1, 2\) for 'JAM'"):
+        fusion.add_glimpses(ns(1.0), [("JAM", 0.9, GLIMPSE_WEAK, (1, 2))])
 
 
 def test_add_glimpses_rejects_an_unknown_kind(fusion):

@@ -269,9 +269,10 @@ def test_a_detection_split_between_lookalikes_is_a_glimpse_of_the_group():
     pipe = Pipeline(config.load(None, environ={}), grouped, _NoVision())
     got = glimpses(pipe)
     assert len(got) == 1 and got[0][0] in ("A", "B") and got[0][1] > 0.99 and got[0][2] == GLIMPSE_GROUP
+    assert got[0][3] == (300.0, 300.0, 380.0, 400.0)  # the detection's box
     off = Pipeline(config.load(None, environ={"CAPER_EDGE__FUSION__GLIMPSE_GROUPS": "false"}), grouped, _NoVision())
-    assert [(sku, kind) for sku, _, kind in glimpses(off)] == [(got[0][0], GLIMPSE_WEAK)]
-    assert [kind for _, _, kind in glimpses(_pipe())] == [GLIMPSE_WEAK]  # no look-alike groups
+    assert [(sku, kind) for sku, _, kind, _box in glimpses(off)] == [(got[0][0], GLIMPSE_WEAK)]
+    assert [kind for _, _, kind, _box in glimpses(_pipe())] == [GLIMPSE_WEAK]  # no look-alike groups
     assert glimpses(_pipe(glimpse_weak_min_prob=0)) == []
     assert glimpses(_pipe(glimpse_weak_min_prob=0.6)) == []  # the top SKU's ~0.5 falls short
 

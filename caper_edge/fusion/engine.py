@@ -156,7 +156,7 @@ class Fusion:
         self._census: deque[tuple[int, dict[str, int]]] = deque()
         # Glimpses (glimpse_units): (t_ns, sku, probability, kind: GLIMPSE_SKU / _GROUP / _WEAK) of
         # item detections no confirmed track took (see add_glimpses for how long they are kept).
-        self._glimpses: deque[tuple[int, str, float, int]] = deque()
+        self._glimpses: deque[tuple[int, str, float, int, tuple[float, ...] | None]] = deque()
         # Tracks whose item fusion put into the basket (and has not taken out): their zone
         # flicker (a hand's shadow in the depth, an occlusion) must not read as new items.
         self._basket_version = 0
@@ -459,14 +459,16 @@ class Fusion:
                     break  # the count in force when the window opened
         return most
 
-    def add_glimpses(self, t_ns: int, looks: Sequence[tuple[str, float] | tuple[str, float, int]]) -> None:
+    def add_glimpses(self, t_ns: int, looks: Sequence[tuple[str, float] | tuple[str, float, int]
+                                                      | tuple[str, float, int, tuple[float, ...]]]) -> None:
         """This frame's glimpses: the top SKU and its probability of each item detection that no
         confirmed track took (the replay loop lists those whose look reaches
         ``glimpse_min_prob``), and optionally a third element saying what the probability is
         (``fusion.inputs``): ``GLIMPSE_SKU`` (0, the default) the top SKU's own,
         ``GLIMPSE_GROUP`` (1) its look-alike group's together (``glimpse_groups``: the SKU alone
         fell short), ``GLIMPSE_WEAK`` (2) the larger of the two, below ``glimpse_min_prob`` but at
-        least ``glimpse_weak_min_prob``. An add no track accounts for may be the SKU glimpsed
+        least ``glimpse_weak_min_prob``; and optionally a fourth, the detection's box (x0, y0,
+        x1, y1; ``glimpse_weak_fresh_iou``). An add no track accounts for may be the SKU glimpsed
         around it (``glimpse_units``). Ignored in the ablation modes."""
         if not self.config.glimpse_units or self.mode != "fusion":
             return
@@ -474,7 +476,10 @@ class Fusion:
             kind = look[2] if len(look) > 2 else GLIMPSE_SKU
             if kind not in (GLIMPSE_SKU, GLIMPSE_GROUP, GLIMPSE_WEAK):
                 raise ValueError(f"add_glimpses: kind = {kind!r} for {look[0]!r}, expected 0 (SKU), 1 (group) or 2 (weak)")
-            self._glimpses.append((int(t_ns), look[0], float(look[1]), int(kind)))
+            box = tuple(float(x) for x in look[3]) if len(look) > 3 and look[3] is not None else None
+            if box is not None and not (len(box) == 4 and box[0] <= box[2] and box[1] <= box[3]):
+                raise ValueError(f"add_glimpses: box = {look[3]!r} for {look[0]!r}, expected (x0, y0, x1, y1) with x0 <= x1, y0 <= y1")
+            self._glimpses.append((int(t_ns), look[0], float(look[1]), int(kind), box))
         # Kept as long as a track's transition waits for its weight change (a change is reported
         # once it settles), and back to pair_before_s before every undecided change's start.
         cfg = self.config
@@ -510,7 +515,8 @@ class Fusion:
         explained again with this look; when that explanation names other units with at least
         ``audit_min_posterior``, none of a new SKU the basket already holds, the units it drops
         are taken back and those it adds booked (``item_removed`` + ``item_added`` at the add's
-        time, marked ``revises``). Once per add, whichever of its tracks revises it."""
+        time, marked ``revises``). Once per add, whichever of its tracks revises it; a track
+        booked for a later add stands for that product then, and audits that add instead."""
         a = self._audits.get(track_id)
         if a is None or self.mode != "fusion":
             return []
@@ -1050,20 +1056,24 @@ class Fusion:
 
     def _after_commit(self, ep: _Episode, events: list[Event], unseen: bool = False) -> list[Event]:
         """Remember adds and removals (for the exchange alarm) and unseen removals (for
-        put-backs); raise the exchange alarm when a removal was lifted right after an add
-        settled, whichever of the two was decided first."""
+        put-backs, unless half of an exchange alarm: ``putback_after_swap``); raise the exchange
+        alarm when a removal was lifted right after an add settled, whichever of the two was
+        decided first."""
         w = ep.weight
         out = list(events)
         removed = Counter()
+        swapped = any(e.type == "weight_mismatch" for e in events)  # an exchange booked at once
         for e in events:
             if e.type == "item_added":
                 out += self._exchange_alarm(w.t_settled_ns, e, added=True)
                 self._recent_adds.append((w.t_settled_ns, e))
             elif e.type == "item_removed":
                 removed[e.sku] += e.qty
-                out += self._exchange_alarm(w.t_start_ns, e, added=False)
+                alarm = self._exchange_alarm(w.t_start_ns, e, added=False)
+                swapped |= bool(alarm)
+                out += alarm
                 self._recent_removals.append((w.t_start_ns, e))
-        if unseen and removed:
+        if unseen and removed and (self.config.putback_after_swap or not swapped):
             self._unseen_removals.append((w.t_settled_ns, tuple(sorted(removed.items()))))
         return out
 
@@ -1083,6 +1093,9 @@ class Fusion:
                 del partners[i]
                 self.stats["exchange_alarms"] += 1
                 evidence = {"exchange": {"added": add.sku, "removed": rem.sku, "gap_s": round(gap / _NS, 3)}}
+                if not self.config.putback_after_swap:  # a unit swapped out is no put-back
+                    self._unseen_removals = [r for r in self._unseen_removals
+                                             if not (r[0] == rem.t_ns and rem.sku in dict(r[1]))]
                 t_alarm = max(event.t_ns, other.t_ns)
                 return [self._event("weight_mismatch", t_alarm, add.sku, 1, min(add.confidence, rem.confidence),
                                     rem.weight_delta_g, add.track_id, evidence=evidence)]
@@ -1594,6 +1607,15 @@ class Fusion:
                 ep.counted[sku] += n
         for sku in list(ep.counted):
             ep.counted[sku] = max(0, min(ep.counted[sku], counts[sku] - 1))
+        # A track booked for this change stands for this change's product now: an earlier add's
+        # audit of it would take this product's resting looks for a better look at that add's.
+        # The audit passes to this change (an add), even when the track was found in place.
+        moved = set()
+        for tid in set(labelled.values()):
+            a = self._audits.get(tid)
+            if a is not None and a.ep is not ep:
+                del self._audits[tid]
+                moved.add(tid)
         if ep.sign > 0 and self.config.reread_window_s > 0 and len(exps) > 1:
             ep.readings = list(exps)
             self._rereadable.append((ep, self.now_ns))
@@ -1601,7 +1623,8 @@ class Fusion:
             if not any(e.type == "weight_mismatch" for e in out):  # the audits: a sharper look may revise it
                 carriers = dict(labelled)
                 for v, (sku, _n) in zip(tracks, best.tracks):
-                    if sku is not None and not v.ev.in_place and labelled.get(sku) == v.ev.track_id:
+                    if (sku is not None and (not v.ev.in_place or v.ev.track_id in moved)
+                            and labelled.get(sku) == v.ev.track_id):
                         self._audits[v.ev.track_id] = _Audit(ep, v.ev.track_id, carriers, self.now_ns)
             if self._weight_guesses(ep):
                 self._census_audits.append((ep, self.now_ns))
@@ -1806,22 +1829,33 @@ class Fusion:
         found = (self._glimpsed(w, lo, w.t_settled_ns, (GLIMPSE_SKU, GLIMPSE_GROUP), True, cfg.glimpse_min_frames)
                  if alike else None)
         if found is None and cfg.glimpse_weak_min_prob > 0:
+            # Boxes of glimpses well before the rise: products that lay there already.
+            before = w.t_start_ns - int(cfg.pair_before_s * _NS)
+            stale = ([(g[1], g[4]) for g in self._glimpses
+                      if before <= g[0] <= w.t_start_ns - int(cfg.pair_before_s / 2 * _NS) and g[4] is not None]
+                     if cfg.glimpse_weak_fresh_iou > 0 else [])
             found = self._glimpsed(w, w.t_start_ns, self.now_ns, (GLIMPSE_SKU, GLIMPSE_GROUP, GLIMPSE_WEAK), alike,
-                                   cfg.glimpse_weak_min_frames, weak=True)
+                                   cfg.glimpse_weak_min_frames, stale=stale, weak=True)
             if found is not None:
                 self.stats["weak_glimpse_units"] += 1
         return found
 
-    def _glimpsed(self, w: WeightChange, lo: int, hi: int, kinds: tuple[int, ...], alike: bool,
-                  least: int, **detail: Any) -> tuple[str, float, str, dict] | None:
+    def _glimpsed(self, w: WeightChange, lo: int, hi: int, kinds: tuple[int, ...], alike: bool, least: int,
+                  stale: Sequence[tuple[str, tuple[float, ...]]] = (), **detail: Any) -> tuple[str, float, str, dict] | None:
         """The glimpse unit of :meth:`_glimpse_unit` from the glimpses in ``[lo, hi]`` of these
         ``kinds``, each counting for its SKU (and its look-alikes with ``alike``), in at least
-        ``least`` frames; ``detail`` joins its evidence."""
+        ``least`` frames -- but not for a SKU glimpsed where it lay already: ``stale`` (SKU, box)
+        glimpses overlapping it by at least ``glimpse_weak_fresh_iou``; ``detail`` joins its
+        evidence."""
         seen: dict[str, list[tuple[int, float]]] = {}
-        for t, sku, p, kind in self._glimpses:
+        least_iou = self.config.glimpse_weak_fresh_iou
+        for t, sku, p, kind, box in self._glimpses:
             if lo <= t <= hi and kind in kinds:
+                there = ({s for s, old in stale if _iou(box, old) >= least_iou}
+                         if box is not None and stale else set())
                 for s in (self._with_lookalikes([sku]) if alike else [sku]):
-                    seen.setdefault(s, []).append((t, p))
+                    if s not in there and not (alike and set(self._with_lookalikes([s])) & there):
+                        seen.setdefault(s, []).append((t, p))
         best = self._best_single(w, {sku: len({t for t, _ in hits}) for sku, hits in seen.items()}, least)
         if best is None:
             return None
@@ -2003,6 +2037,16 @@ class Fusion:
     def _known(self, cands: Candidates) -> Candidates:
         """Candidates restricted to catalogue SKUs (a gallery SKU the catalogue lacks cannot be weighed)."""
         return tuple((s, p) for s, p in cands if s in self.catalog)
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def _reweighed(scored: list[tuple[Explanation, float]]) -> list[Explanation]:
