@@ -154,8 +154,9 @@ class Fusion:
         # The census (census_units) of the last census_min_s: per frame, (t_ns, {sku: n}) for the
         # SKUs of which more resting products were seen confidently than the basket holds.
         self._census: deque[tuple[int, dict[str, int]]] = deque()
-        # Glimpses (glimpse_units): (t_ns, sku, probability, kind: GLIMPSE_SKU / _GROUP / _WEAK) of
-        # item detections no confirmed track took (see add_glimpses for how long they are kept).
+        # Glimpses (glimpse_units): (t_ns, sku, probability, kind: GLIMPSE_SKU / _GROUP / _WEAK, box
+        # or None) of item detections no confirmed track took (see add_glimpses for how long they
+        # are kept).
         self._glimpses: deque[tuple[int, str, float, int, tuple[float, ...] | None]] = deque()
         # Tracks whose item fusion put into the basket (and has not taken out): their zone
         # flicker (a hand's shadow in the depth, an occlusion) must not read as new items.
@@ -1851,10 +1852,11 @@ class Fusion:
         least_iou = self.config.glimpse_weak_fresh_iou
         for t, sku, p, kind, box in self._glimpses:
             if lo <= t <= hi and kind in kinds:
-                there = ({s for s, old in stale if _iou(box, old) >= least_iou}
-                         if box is not None and stale else set())
+                there = sorted({s for s, old in stale if _iou(box, old) >= least_iou}) if box is not None else []
+                if alike:
+                    there = self._with_lookalikes(there)
                 for s in (self._with_lookalikes([sku]) if alike else [sku]):
-                    if s not in there and not (alike and set(self._with_lookalikes([s])) & there):
+                    if s not in there:
                         seen.setdefault(s, []).append((t, p))
         best = self._best_single(w, {sku: len({t for t, _ in hits}) for sku, hits in seen.items()}, least)
         if best is None:
