@@ -614,6 +614,10 @@ class FusionConfig:
     as the SKU weakly glimpsed in ``glimpse_weak_min_frames`` frames since it started, when one
     unit of it fits."""
     glimpse_weak_min_frames: int
+    spare_glimpse_weight: float
+    """The SKUs glimpsed around a change with a spare hand get this times ``spare_hand_prior``
+    more, in proportion to their glimpse frames, on top of its spread over the catalogue (0:
+    off)."""
     glimpse_weak_fresh_iou: float
     """A weak glimpse whose box overlaps by at least this (0: off) the box of a glimpse (any
     kind) of the same SKU or a look-alike seen from ``pair_before_s`` to half of it before the
@@ -662,6 +666,7 @@ class FusionConfig:
             check(0.0 < getattr(self, key) < 1.0, f"fusion.{key}", getattr(self, key), "a probability in (0, 1)")
         check(0.0 <= self.spare_hand_prior < 1.0 - self.extra_unit_prior, "fusion.spare_hand_prior", self.spare_hand_prior,
               f"a probability in [0, 1 - extra_unit_prior = {1.0 - self.extra_unit_prior:g})")
+        check(self.spare_glimpse_weight >= 0.0, "fusion.spare_glimpse_weight", self.spare_glimpse_weight, "a number >= 0")
         check(0.0 <= self.exchange_prior < 1.0, "fusion.exchange_prior", self.exchange_prior, "a probability in [0, 1)")
         check(0.0 <= self.extra_runner_up_share < 1.0, "fusion.extra_runner_up_share", self.extra_runner_up_share,
               "a fraction in [0, 1)")

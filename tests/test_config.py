@@ -51,6 +51,7 @@ def test_environment_overrides_file(tmp_path):
         ("[fusion]\nreread_min_posterior = 1.5\n", "fusion.reread_min_posterior = 1.5"),
         ("[fusion]\nglimpse_weak_fresh_iou = 1.2\n", "fusion.glimpse_weak_fresh_iou = 1.2"),
         ("[fusion]\nputback_after_swap = 'no'\n", "fusion.putback_after_swap"),
+        ("[fusion]\nspare_glimpse_weight = -0.5\n", "fusion.spare_glimpse_weight = -0.5"),
     ],
 )
 def test_bad_values_name_key_and_value(tmp_path, text, fragment):

@@ -16,7 +16,7 @@ from caper_edge.basket import Basket
 from caper_edge.catalog import Catalog, Product
 from caper_edge.fusion import Fusion, VisionEvent, WeightChange, default_fusion_config, explain
 from caper_edge.fusion.explain import Option, PoolItem
-from caper_edge.fusion.inputs import GLIMPSE_GROUP, GLIMPSE_WEAK
+from caper_edge.fusion.inputs import GLIMPSE_GROUP, GLIMPSE_SKU, GLIMPSE_WEAK
 
 S = 1_000_000_000
 
@@ -1761,6 +1761,28 @@ def test_hands_accounted_for_by_carried_tracks_or_with_none_carried_are_not_spar
         f = Fusion(HANDS_CATALOG, default_fusion_config(spare_hand_prior=0.4))
         events = _soup_and_beans(f, [(0.6, 2), (2.2, 0)], *tracks)
         assert f.basket.counts() == {"SOUP": 2}, summary(events)
+
+
+@pytest.mark.parametrize("glimpses, share, want", [
+    ([], 0.5, "BEANS"),                                     # nothing glimpsed: the weight's choice
+    ([("PEAS", 0.9, GLIMPSE_SKU)] * 2, 0.5, "PEAS"),        # the spare hand's product glimpsed
+    ([("PEAS", 0.55, GLIMPSE_WEAK)] * 2, 0.5, "PEAS"),      # weakly too
+    ([("PEAS", 0.9, GLIMPSE_SKU)] * 2, 0.0, "BEANS"),       # off
+    ([("F07", 0.9, GLIMPSE_SKU)] * 2, 0.5, "BEANS"),        # a glimpse of what the weight rules out
+])
+def test_a_spare_hands_product_is_what_the_glimpses_looked_like(glimpses, share, want):
+    """Unseen R busy seed 7501: a second hand put a 1016 g product down beside a tracked one;
+    three catalogue products weigh 1016-1020 g, so the catalogue-wide share made it a coin
+    flip, though detections no track took looked like it in two frames. Here: the soup carried
+    in on a track, 679 g, a spare hand; beans (349 g) and peas (350 g) fit the rest alike (the
+    beans a little better). What was glimpsed gets ``spare_glimpse_weight`` times the spare
+    hand's prior more, from ``pair_before_s`` before the rise until it settled."""
+    cat = Catalog([*HANDS_CATALOG, Product("PEAS", "Peas", 350, 3, 0.79)])
+    f = Fusion(cat, default_fusion_config(spare_hand_prior=0.4, spare_glimpse_weight=share))
+    for k, look in enumerate(glimpses):
+        f.add_glimpses(ns(0.5 + k / 30), [look])
+    events = _soup_and_beans(f, [(0.6, 1), (0.9, 2), (1.7, 1), (2.2, 0)])
+    assert f.basket.counts() == {"SOUP": 1, want: 1}, summary(events)
 
 
 # -- where the basket's units lay (unit_places) ------------------------------------------------------

@@ -1138,7 +1138,7 @@ class Fusion:
         """What an episode's explanations depend on: its change, the tracks with their
         candidates and floor places, the basket."""
         return (ep.weight, use_vision, tuple((v.ev, v.candidates, self._track_floor.get(v.ev.track_id)) for v in vision),
-                self._basket_version, self._hands_during(ep.weight))
+                self._basket_version, self._hands_during(ep.weight), tuple(sorted(self._spare_glimpses(ep.weight).items())))
 
     def _search(self, ep: _Episode, use_vision: bool) -> list[Explanation]:
         cfg = self.config
@@ -1149,7 +1149,8 @@ class Fusion:
             levels = [self._add_options(v, w.delta_g, len(tracks)) for v in tracks]
             others = self._other_looks(ep, tracks)
             spare = self._spare_hand(ep, tracks)
-            pool = self._add_pool(tracks, [skus for _, skus in others], spare)
+            pool = self._add_pool(tracks, [skus for _, skus in others], spare,
+                                  self._spare_glimpses(w) if spare else None)
             available = None
         else:
             levels = [self._remove_options(v, w.t_start_ns) for v in tracks]
@@ -1395,14 +1396,34 @@ class Fusion:
         carried = sum(not v.ev.in_place for v in tracks)
         return carried > 0 and self._hands_during(ep.weight) > carried
 
+    def _spare_glimpses(self, w: WeightChange) -> dict[str, float]:
+        """What the glimpses (:meth:`add_glimpses`, every kind) from ``pair_before_s`` before the
+        change started until it settled looked like: each SKU's share of the glimpse frames
+        (a group glimpse counts for each member), for the product a spare hand put down
+        (``spare_glimpse_weight``). Empty when off or none."""
+        if self.config.spare_glimpse_weight <= 0.0 or self.config.spare_hand_prior <= 0.0 or not self._glimpses:
+            return {}
+        lo = w.t_start_ns - int(self.config.pair_before_s * _NS)
+        frames: dict[str, set[int]] = {}
+        for t, sku, _p, kind, _box in self._glimpses:
+            if lo <= t <= w.t_settled_ns:
+                for s in (self._with_lookalikes([sku]) if kind == GLIMPSE_GROUP else [sku]):
+                    frames.setdefault(s, set()).add(t)
+        total = sum(len(f) for f in frames.values())
+        return {s: len(f) / total for s, f in frames.items()} if total else {}
+
     def _add_pool(self, tracks: list[_Vision], other_looks: Sequence[list[str]] = (),
-                  spare_hand: bool = False) -> list[PoolItem]:
+                  spare_hand: bool = False, glimpsed: dict[str, float] | None = None) -> list[PoolItem]:
         """Where an extra unit (one no track carried) comes from: half a uniform prior, half the
         tracks' vision, and ``extra_runner_up_share`` of it from the tracks' runners-up -- two
         products carried in under one box are one track that looks like the bigger of them, and
         the other one is what it looks like next (ranks 2 to ``extra_runner_up_ranks``), however
         unlikely its posterior makes it -- and ``extra_other_look_share`` from the SKUs that the
-        tracks' other looks rank and no explaining look names (:meth:`_other_looks`)."""
+        tracks' other looks rank and no explaining look names (:meth:`_other_looks`). With a
+        spare hand, ``spare_hand_prior`` more, spread over the catalogue, and
+        ``spare_glimpse_weight`` times that over what the glimpses around the change looked
+        like (``glimpsed``, :meth:`_spare_glimpses`): a glimpse adds to a SKU's share and takes
+        nothing from another's but the normalisation."""
         n = len(self.catalog)
         if tracks:
             dists = [self._vision_dist(v.candidates) for v in tracks]
@@ -1418,9 +1439,11 @@ class Fusion:
                             prior[s] += share / (len(lists) * len(r))
         else:
             prior = {p.sku: 1.0 / n for p in self.catalog}
-        if spare_hand:  # or the product a spare hand put down: any in the catalogue
+        if spare_hand:  # or the product a spare hand put down: any in the catalogue, or one glimpsed
             e, h = self.config.extra_unit_prior, self.config.spare_hand_prior
-            prior = {s: (e * q + h / n) / (e + h) for s, q in prior.items()}
+            g = self.config.spare_glimpse_weight if glimpsed else 0.0
+            glimpsed = glimpsed or {}
+            prior = {s: (e * q + h / n + h * g * glimpsed.get(s, 0.0)) / (e + h + h * g) for s, q in prior.items()}
         return [PoolItem(p.sku, math.log(prior[p.sku]), p.weight_g, p.weight_std_g ** 2) for p in self.catalog]
 
     def _other_looks(self, ep: _Episode, tracks: list[_Vision]) -> list[tuple[_Vision, list[str]]]:
