@@ -1113,7 +1113,7 @@ def test_exchange_alarm_when_the_add_is_decided_after_the_removal(fusion):
 @pytest.mark.parametrize("after_swap", [False, True])
 @pytest.mark.parametrize("order", ["add_first", "removal_first"])
 def test_a_unit_swapped_out_that_comes_back_unseen_is_an_alarm(order, after_swap):
-    """Unseen Y shrink seed 7804 and Q shrink 7601: a can swapped out for a lighter product (the
+    """Unseen Y shrink seed 7804 and AA shrink 7601: a can swapped out for a lighter product (the
     exchange alarm), and 7-9 s later a can of that SKU slipped in under the hand, unseen, was
     booked as the swapped-out can put back. A unit taken out in an exchange is no put-back
     (``putback_after_swap`` false): its weight coming back unseen is ``unexpected_weight`` --
@@ -1448,7 +1448,7 @@ def test_weak_glimpses_of_a_product_at_rest_book_a_rise_about_to_be_an_alarm():
 
 @pytest.mark.parametrize("case", ["there_before", "elsewhere_before", "other_sku_there", "off", "no_boxes"])
 def test_weak_glimpses_where_a_product_lay_before_the_rise_are_that_product(case):
-    """Unseen Q shrink seed 7601: an untracked product at the image's edge looked like itself
+    """Unseen AA shrink seed 7601: an untracked product at the image's edge looked like itself
     and like a 560 g product by turns, before the rise and after it; a hidden 561 g product was
     booked as the latter from those weak glimpses instead of the alarm. A weak glimpse whose box
     overlaps (``glimpse_weak_fresh_iou``) one of the same SKU seen from ``pair_before_s`` to half
@@ -1771,7 +1771,7 @@ def test_hands_accounted_for_by_carried_tracks_or_with_none_carried_are_not_spar
     ([("F07", 0.9, GLIMPSE_SKU)] * 2, 0.5, "BEANS"),        # a glimpse of what the weight rules out
 ])
 def test_a_spare_hands_product_is_what_the_glimpses_looked_like(glimpses, share, want):
-    """Unseen R busy seed 7501: a second hand put a 1016 g product down beside a tracked one;
+    """Unseen AB busy seed 7501: a second hand put a 1016 g product down beside a tracked one;
     three catalogue products weigh 1016-1020 g, so the catalogue-wide share made it a coin
     flip, though detections no track took looked like it in two frames. Here: the soup carried
     in on a track, 679 g, a spare hand; beans (349 g) and peas (350 g) fit the rest alike (the
