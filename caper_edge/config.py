@@ -520,6 +520,10 @@ class FusionConfig:
     """Prior of a unit put down by a hand in view that no track carried in, added to
     ``extra_unit_prior``'s (0: off); ``extra_unit_prior + spare_hand_prior`` must stay below 1."""
     hand_lead_s: float
+    spare_glimpse_weight: float
+    """The SKUs glimpsed around a change with a spare hand get this times ``spare_hand_prior``
+    more, in proportion to their glimpse frames, on top of its spread over the catalogue (0:
+    off)."""
     extra_runner_up_share: float
     extra_runner_up_ranks: int
     extra_other_look_share: float
@@ -614,10 +618,6 @@ class FusionConfig:
     as the SKU weakly glimpsed in ``glimpse_weak_min_frames`` frames since it started, when one
     unit of it fits."""
     glimpse_weak_min_frames: int
-    spare_glimpse_weight: float
-    """The SKUs glimpsed around a change with a spare hand get this times ``spare_hand_prior``
-    more, in proportion to their glimpse frames, on top of its spread over the catalogue (0:
-    off)."""
     glimpse_weak_fresh_iou: float
     """A weak glimpse whose box overlaps by at least this (0: off) the box of a glimpse (any
     kind) of the same SKU or a look-alike seen from ``pair_before_s`` to half of it before the
