@@ -50,6 +50,7 @@ from typing import Any
 from ..basket import Basket
 from ..catalog import Catalog, Product
 from ..config import FusionConfig, default_table, from_table
+from ..evaluation.metrics import box_iou
 from ..events import Event
 from .explain import Explanation, Option, PoolItem, explain, log_normal
 from .inputs import ENTERED, GLIMPSE_GROUP, GLIMPSE_SKU, GLIMPSE_WEAK, LEFT, Candidates, VisionEvent, WeightChange, weight_change
@@ -1063,19 +1064,20 @@ class Fusion:
         w = ep.weight
         out = list(events)
         removed = Counter()
+        for e in events:
+            if e.type == "item_removed":
+                removed[e.sku] += e.qty
         swapped = any(e.type == "weight_mismatch" for e in events)  # an exchange booked at once
+        if unseen and removed and (self.config.putback_after_swap or not swapped):
+            # Before the alarms below: one raised on a removal takes it back off (_exchange_alarm).
+            self._unseen_removals.append((w.t_settled_ns, tuple(sorted(removed.items()))))
         for e in events:
             if e.type == "item_added":
                 out += self._exchange_alarm(w.t_settled_ns, e, added=True)
                 self._recent_adds.append((w.t_settled_ns, e))
             elif e.type == "item_removed":
-                removed[e.sku] += e.qty
-                alarm = self._exchange_alarm(w.t_start_ns, e, added=False)
-                swapped |= bool(alarm)
-                out += alarm
+                out += self._exchange_alarm(w.t_start_ns, e, added=False)
                 self._recent_removals.append((w.t_start_ns, e))
-        if unseen and removed and (self.config.putback_after_swap or not swapped):
-            self._unseen_removals.append((w.t_settled_ns, tuple(sorted(removed.items()))))
         return out
 
     def _exchange_alarm(self, t_ns: int, event: Event, *, added: bool) -> list[Event]:
@@ -1137,8 +1139,10 @@ class Fusion:
     def _inputs_key(self, ep: _Episode, vision: list[_Vision], use_vision: bool) -> tuple:
         """What an episode's explanations depend on: its change, the tracks with their
         candidates and floor places, the basket."""
+        hands = self._hands_during(ep.weight)
+        glimpsed = self._spare_glimpses(ep.weight) if hands > 1 else {}  # a spare hand needs two
         return (ep.weight, use_vision, tuple((v.ev, v.candidates, self._track_floor.get(v.ev.track_id)) for v in vision),
-                self._basket_version, self._hands_during(ep.weight), tuple(sorted(self._spare_glimpses(ep.weight).items())))
+                self._basket_version, hands, tuple(sorted(glimpsed.items())))
 
     def _search(self, ep: _Episode, use_vision: bool) -> list[Explanation]:
         cfg = self.config
@@ -1871,16 +1875,19 @@ class Fusion:
         ``least`` frames -- but not for a SKU glimpsed where it lay already: ``stale`` (SKU, box)
         glimpses overlapping it by at least ``glimpse_weak_fresh_iou``; ``detail`` joins its
         evidence."""
+        inside = [g for g in self._glimpses if lo <= g[0] <= hi and g[3] in kinds]
+        there: list[list[str]] = [[] for _ in inside]  # per glimpse: the SKUs seen where it lies
+        boxed = [i for i, g in enumerate(inside) if g[4] is not None] if stale else []
+        if boxed:
+            iou = box_iou([inside[i][4] for i in boxed], [box for _, box in stale])
+            for i, row in zip(boxed, iou):
+                near = sorted({stale[j][0] for j, x in enumerate(row) if x >= self.config.glimpse_weak_fresh_iou})
+                there[i] = self._with_lookalikes(near) if alike else near
         seen: dict[str, list[tuple[int, float]]] = {}
-        least_iou = self.config.glimpse_weak_fresh_iou
-        for t, sku, p, kind, box in self._glimpses:
-            if lo <= t <= hi and kind in kinds:
-                there = sorted({s for s, old in stale if _iou(box, old) >= least_iou}) if box is not None else []
-                if alike:
-                    there = self._with_lookalikes(there)
-                for s in (self._with_lookalikes([sku]) if alike else [sku]):
-                    if s not in there:
-                        seen.setdefault(s, []).append((t, p))
+        for (t, sku, p, _kind, _box), old in zip(inside, there):
+            for s in (self._with_lookalikes([sku]) if alike else [sku]):
+                if s not in old:
+                    seen.setdefault(s, []).append((t, p))
         best = self._best_single(w, {sku: len({t for t, _ in hits}) for sku, hits in seen.items()}, least)
         if best is None:
             return None
@@ -2062,16 +2069,6 @@ class Fusion:
     def _known(self, cands: Candidates) -> Candidates:
         """Candidates restricted to catalogue SKUs (a gallery SKU the catalogue lacks cannot be weighed)."""
         return tuple((s, p) for s, p in cands if s in self.catalog)
-
-
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def _reweighed(scored: list[tuple[Explanation, float]]) -> list[Explanation]:
