@@ -622,6 +622,20 @@ class FusionConfig:
     """A weak glimpse whose box overlaps by at least this (0: off) the box of a glimpse (any
     kind) of the same SKU or a look-alike seen from ``pair_before_s`` to half of it before the
     rise started is of a product that lay there already, and is no evidence of the rise's."""
+    carried_look_resighted: bool
+    """A track found in place during an add, looking like a product carried in with it (its top
+    SKU a carried track's top SKU or a look-alike), is priced at ``reentry_spurious_prior``: most
+    often that product seen again through another box."""
+    twin_max_dist: float
+    """A rise no track or glimpse accounts for, about to be an alarm, that the weight alone reads
+    best as one unit of a basket SKU, one unit of which lies within this distance (fraction of
+    the floor; 0: off) of its centre of pressure, is a second unit of that SKU put down on its
+    twin."""
+    glimpse_stale_iou: float
+    """Likewise for the glimpses of one SKU or of a group that book a rise (``glimpse_units``,
+    ``glimpse_groups``): one whose box overlaps by at least this (0: off) the box of a glimpse
+    of the same SKU or a look-alike seen from twice ``pair_before_s`` to ``pair_before_s``
+    before the rise started counts for neither."""
     continue_max_dist: float
     """A new track found in place within this distance (fraction of the floor) of where a
     product carried in, its entry still undecided, lay in the last ``continue_max_gap_s`` is
@@ -653,13 +667,13 @@ class FusionConfig:
         for key in ("pair_before_s", "add_pair_after_s", "resighted_wait_s", "remove_pair_after_s", "absorb_window_s", "unseen_hold_s",
                     "unseen_removal_hold_s", "swap_window_s", "putback_window_s", "weight_wait_s", "decision_timeout_s", "in_place_max_travel", "refound_gap_s", "entering_hold_s", "census_min_s", "continue_max_dist", "continue_max_gap_s",
                     "audit_window_s", "audit_min_s", "reread_window_s", "reread_min_z", "alarm_return_window_s", "revise_wait_s", "hand_lead_s",
-                    "reentry_max_move",
+                    "reentry_max_move", "twin_max_dist",
                     "scale_noise_g", "relative_error", "resume_tolerance_g"):
             check(getattr(self, key) >= 0.0, f"fusion.{key}", getattr(self, key), "a number >= 0")
         for key in ("commit_posterior", "mismatch_vision_min", "absorb_min_prob", "look_change_min_prob", "look_change_max_old",
                     "vision_tail_prob", "audit_min_prob", "audit_min_posterior",
                     "census_min_prob", "census_min_share", "reread_min_prob", "reread_min_posterior", "glimpse_min_prob", "glimpse_max_iou", "glimpse_max_iou_other",
-                    "glimpse_weak_fresh_iou"):
+                    "glimpse_weak_fresh_iou", "glimpse_stale_iou"):
             check(0.0 <= getattr(self, key) <= 1.0, f"fusion.{key}", getattr(self, key), "a probability in [0, 1]")
         for key in ("multi_unit_prior", "extra_unit_prior", "spurious_track_prior", "in_place_spurious_prior", "reentry_spurious_prior",
                     "outlier_prior"):

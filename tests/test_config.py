@@ -52,6 +52,9 @@ def test_environment_overrides_file(tmp_path):
         ("[fusion]\nglimpse_weak_fresh_iou = 1.2\n", "fusion.glimpse_weak_fresh_iou = 1.2"),
         ("[fusion]\nputback_after_swap = 'no'\n", "fusion.putback_after_swap"),
         ("[fusion]\nspare_glimpse_weight = -0.5\n", "fusion.spare_glimpse_weight = -0.5"),
+        ("[fusion]\nglimpse_stale_iou = 1.5\n", "fusion.glimpse_stale_iou = 1.5"),
+        ("[fusion]\ntwin_max_dist = -0.1\n", "fusion.twin_max_dist = -0.1"),
+        ("[fusion]\ncarried_look_resighted = 2\n", "fusion.carried_look_resighted"),
     ],
 )
 def test_bad_values_name_key_and_value(tmp_path, text, fragment):

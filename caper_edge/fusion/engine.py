@@ -470,8 +470,8 @@ class Fusion:
         ``GLIMPSE_GROUP`` (1) its look-alike group's together (``glimpse_groups``: the SKU alone
         fell short), ``GLIMPSE_WEAK`` (2) the larger of the two, below ``glimpse_min_prob`` but at
         least ``glimpse_weak_min_prob``; and optionally a fourth, the detection's box (x0, y0,
-        x1, y1; ``glimpse_weak_fresh_iou``). An add no track accounts for may be the SKU glimpsed
-        around it (``glimpse_units``). Ignored in the ablation modes."""
+        x1, y1; ``glimpse_weak_fresh_iou``, ``glimpse_stale_iou``). An add no track accounts for
+        may be the SKU glimpsed around it (``glimpse_units``). Ignored in the ablation modes."""
         if not self.config.glimpse_units or self.mode != "fusion":
             return
         for look in looks:
@@ -484,9 +484,11 @@ class Fusion:
             self._glimpses.append((int(t_ns), look[0], float(look[1]), int(kind), box))
         # Kept as long as a track's transition waits for its weight change (a change is reported
         # once it settles), and back to pair_before_s before every undecided change's start.
+        # With glimpse_stale_iou, pair_before_s longer: the glimpses before an unseen rise's own.
         cfg = self.config
-        starts = [ep.weight.t_start_ns - int(cfg.pair_before_s * _NS) for ep in self._episodes if not ep.committed]
-        horizon = min([int(t_ns) - int(max(cfg.weight_wait_s, cfg.pair_before_s) * _NS), *starts])
+        back = cfg.pair_before_s * (2 if cfg.glimpse_stale_iou > 0 else 1)
+        starts = [ep.weight.t_start_ns - int(back * _NS) for ep in self._episodes if not ep.committed]
+        horizon = min([int(t_ns) - int((max(cfg.weight_wait_s, cfg.pair_before_s) + back - cfg.pair_before_s) * _NS), *starts])
         while self._glimpses and self._glimpses[0][0] < horizon:
             self._glimpses.popleft()
 
@@ -1044,6 +1046,10 @@ class Fusion:
             found = self._glimpse_unit(ep, hold_ended=True)
             if found is not None:
                 return self._after_commit(ep, self._commit_untracked(ep, *found))
+        if ep.sign > 0:
+            found = self._twin_unit(ep)
+            if found is not None:
+                return self._after_commit(ep, self._commit_untracked(ep, *found))
         if ep.sign < 0:
             exchanged = self._exchange(ep)
             if exchanged:  # one change, both halves booked at once: no partner for the swap alarm
@@ -1150,7 +1156,8 @@ class Fusion:
         tracks = self._strongest(ep) if (use_vision and self.mode != "weight_only") else []
         spare = False
         if ep.sign > 0:
-            levels = [self._add_options(v, w.delta_g, len(tracks)) for v in tracks]
+            carried = self._carried_looks(ep) if cfg.carried_look_resighted else frozenset()
+            levels = [self._add_options(v, w.delta_g, len(tracks), carried) for v in tracks]
             others = self._other_looks(ep, tracks)
             spare = self._spare_hand(ep, tracks)
             pool = self._add_pool(tracks, [skus for _, skus in others], spare,
@@ -1340,7 +1347,12 @@ class Fusion:
             return self.config.reentry_spurious_prior
         return self.config.in_place_spurious_prior
 
-    def _add_options(self, v: _Vision, delta_g: float, n_tracks: int) -> list[Option]:
+    def _carried_looks(self, ep: _Episode) -> frozenset[str]:
+        """The top SKUs of the tracks carried into the add ``ep``, with their look-alikes."""
+        tops = [v.candidates[0][0] for v in ep.vision if not v.ev.in_place and v.ev.kind == ENTERED and v.candidates]
+        return frozenset(self._with_lookalikes(tops))
+
+    def _add_options(self, v: _Vision, delta_g: float, n_tracks: int, carried: frozenset[str] = frozenset()) -> list[Option]:
         cfg = self.config
         dist = self._vision_dist(v.candidates)
         labels = [s for s, _ in self._ranked(v.candidates)]
@@ -1349,6 +1361,10 @@ class Fusion:
             if n_tracks == 1:
                 labels += self._weight_fits(abs(delta_g))
         ps = self._spurious(v)
+        if v.ev.in_place and v.ev.kind != LEFT and v.candidates and v.candidates[0][0] in carried:
+            # Looks like a product carried in with this change (``carried_look_resighted``):
+            # mostly that product seen again through a box over it and its neighbours.
+            ps = max(ps, cfg.reentry_spurious_prior)
         if self._reentry(v):  # a second unit of what it looks like (or of its look-alike), or nothing
             labels = self._with_lookalikes(labels[: cfg.reentry_labels])
         opts = [Option(None, 0, math.log(ps), 0.0, 0.0)]
@@ -1850,38 +1866,76 @@ class Fusion:
         cfg = self.config
         w = ep.weight
         lo = w.t_start_ns - int(cfg.pair_before_s * _NS)
+        # Boxes of glimpses before the window: products that lay there already (glimpse_stale_iou).
+        stale = (self._glimpse_boxes(lo - int(cfg.pair_before_s * _NS), lo - 1)
+                 if cfg.glimpse_stale_iou > 0 else [])
+        iou = cfg.glimpse_stale_iou
         if not hold_ended:
-            return self._glimpsed(w, lo, w.t_settled_ns, (GLIMPSE_SKU,), False, cfg.glimpse_min_frames)
+            return self._glimpsed(w, lo, w.t_settled_ns, (GLIMPSE_SKU,), False, cfg.glimpse_min_frames,
+                                  stale=stale, stale_iou=iou)
         # One SKU's own glimpses alone were asked just before, in the same _decide_unseen call.
         alike = cfg.glimpse_groups
-        found = (self._glimpsed(w, lo, w.t_settled_ns, (GLIMPSE_SKU, GLIMPSE_GROUP), True, cfg.glimpse_min_frames)
+        found = (self._glimpsed(w, lo, w.t_settled_ns, (GLIMPSE_SKU, GLIMPSE_GROUP), True, cfg.glimpse_min_frames,
+                                stale=stale, stale_iou=iou)
                  if alike else None)
         if found is None and cfg.glimpse_weak_min_prob > 0:
             # Boxes of glimpses well before the rise: products that lay there already.
-            before = w.t_start_ns - int(cfg.pair_before_s * _NS)
-            stale = ([(g[1], g[4]) for g in self._glimpses
-                      if before <= g[0] <= w.t_start_ns - int(cfg.pair_before_s / 2 * _NS) and g[4] is not None]
+            stale = (self._glimpse_boxes(lo, w.t_start_ns - int(cfg.pair_before_s / 2 * _NS))
                      if cfg.glimpse_weak_fresh_iou > 0 else [])
             found = self._glimpsed(w, w.t_start_ns, self.now_ns, (GLIMPSE_SKU, GLIMPSE_GROUP, GLIMPSE_WEAK), alike,
-                                   cfg.glimpse_weak_min_frames, stale=stale, weak=True)
+                                   cfg.glimpse_weak_min_frames, stale=stale, stale_iou=cfg.glimpse_weak_fresh_iou,
+                                   weak=True)
             if found is not None:
                 self.stats["weak_glimpse_units"] += 1
         return found
 
+    def _twin_unit(self, ep: _Episode) -> tuple[str, float, str, dict] | None:
+        """``(sku, probability, "twin", evidence)`` for a rise no track or glimpse accounts for,
+        about to be an alarm, that the weight alone reads best as one unit of a basket SKU, one
+        unit of which lay within ``twin_max_dist`` of the rise's centre of pressure when it
+        started (its booked track's floor position): a second unit put down on or against its
+        twin, the tracker keeping the one track on both (unseen AE busy seed 7207: a 104 g bar
+        laid on the bar booked 17 s before, no track or glimpse of its own). ``probability`` is
+        that reading's posterior. None when off, when the centre of pressure is unknown, or when
+        the weight reads otherwise: a can slipped under a bag that happens to weigh like it lies
+        at the bag, but the weight reads the can (the shrink scenario's hidden product)."""
+        cfg = self.config
+        w = ep.weight
+        if cfg.twin_max_dist <= 0.0 or w.cop is None or self.mode != "fusion":
+            return None
+        best = self._explain(ep, use_vision=False)[0]
+        if best.outlier or len(best.counts) != 1 or best.counts[0][1] != 1:
+            return None
+        sku = best.counts[0][0]
+        line = self.basket.line(sku)
+        near: tuple[float, int] | None = None
+        for u in (line.units if line is not None else ()):
+            at = self._floor_at(u.track_id, w.t_start_ns) if u.track_id is not None else None
+            if at is not None and (d := math.dist(at, w.cop)) <= cfg.twin_max_dist and (near is None or d < near[0]):
+                near = (d, u.track_id)
+        if near is None:
+            return None
+        return sku, best.prob, "twin", {"sku": sku, "track_id": near[1], "dist": round(near[0], 3)}
+
+    def _glimpse_boxes(self, lo: int, hi: int) -> list[tuple[str, tuple[float, ...]]]:
+        """(SKU, box) of the glimpses with a box in ``[lo, hi]``."""
+        return [(g[1], g[4]) for g in self._glimpses if lo <= g[0] <= hi and g[4] is not None]
+
     def _glimpsed(self, w: WeightChange, lo: int, hi: int, kinds: tuple[int, ...], alike: bool, least: int,
-                  stale: Sequence[tuple[str, tuple[float, ...]]] = (), **detail: Any) -> tuple[str, float, str, dict] | None:
+                  stale: Sequence[tuple[str, tuple[float, ...]]] = (), stale_iou: float = 0.0,
+                  **detail: Any) -> tuple[str, float, str, dict] | None:
         """The glimpse unit of :meth:`_glimpse_unit` from the glimpses in ``[lo, hi]`` of these
         ``kinds``, each counting for its SKU (and its look-alikes with ``alike``), in at least
         ``least`` frames -- but not for a SKU glimpsed where it lay already: ``stale`` (SKU, box)
-        glimpses overlapping it by at least ``glimpse_weak_fresh_iou``; ``detail`` joins its
-        evidence."""
+        glimpses overlapping it by at least ``stale_iou`` (each for its look-alikes too with
+        ``alike``); ``detail`` joins its evidence."""
         inside = [g for g in self._glimpses if lo <= g[0] <= hi and g[3] in kinds]
         there: list[list[str]] = [[] for _ in inside]  # per glimpse: the SKUs seen where it lies
-        boxed = [i for i, g in enumerate(inside) if g[4] is not None] if stale else []
+        boxed = [i for i, g in enumerate(inside) if g[4] is not None] if stale and stale_iou > 0 else []
         if boxed:
             iou = box_iou([inside[i][4] for i in boxed], [box for _, box in stale])
             for i, row in zip(boxed, iou):
-                near = sorted({stale[j][0] for j, x in enumerate(row) if x >= self.config.glimpse_weak_fresh_iou})
+                near = sorted({stale[j][0] for j, x in enumerate(row) if x >= stale_iou})
                 there[i] = self._with_lookalikes(near) if alike else near
         seen: dict[str, list[tuple[int, float]]] = {}
         for (t, sku, p, _kind, _box), old in zip(inside, there):
