@@ -220,6 +220,28 @@ def test_long_scenario_is_planned_lazily_with_bounded_state():
     assert max(sizes) < 60  # what is past is forgotten: memory does not grow with the session
 
 
+def test_a_change_begun_before_the_end_is_rendered_until_it_settles():
+    """Shrink seed 7202 plans a swap near the end: its removal (lifted 1 s before the nominal
+    end) settles after it. The session renders on until that change has settled and its item
+    left, plus SETTLE_TAIL_S, so the weight change and its ground truth are both in the bag; a
+    session whose changes all settled long before the end stops at its duration."""
+    from caper_edge.sim.simulator import SETTLE_TAIL_S
+
+    sim = Simulator("shrink", seed=7202)
+    sim._plan_until(float("inf"))
+    last = sim.world.events[-1]
+    end_ns = sim.frame_time_ns(sim.frame_count)
+    assert last["type"] == "item_removed" and last["t_start_ns"] < end_ns < last["t_settled_ns"]
+    n = sim.frame_count
+    while sim._overruns(n):
+        n += 1
+    assert sim.frame_time_ns(n) >= max(last["t_settled_ns"], last["t_rest_ns"]) + SETTLE_TAIL_S * 1e9 - 1e9 / sim.fps
+    assert n - sim.frame_count < 3 * sim.fps
+    quiet = Simulator("bumpy", seed=1, duration_s=6.0)  # no item events at all
+    quiet._plan_until(float("inf"))
+    assert not quiet._overruns(quiet.frame_count)
+
+
 def test_same_seed_same_bytes(tmp_path):
     a = write_bag(tmp_path / "a" / "bag", "busy", 7, 1.5)
     b = write_bag(tmp_path / "b" / "bag", "busy", 7, 1.5)

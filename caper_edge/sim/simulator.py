@@ -31,6 +31,8 @@ LOOKAHEAD_S = 4.0     # plan this far ahead of the frame being rendered (> the s
 SCALE_CHUNK_S = 0.5   # load-cell samples are rendered in chunks of this length
 FIRMWARE = "caper-sim-1.0"
 DEPTH_LAG_NS = 2_000_000
+SETTLE_TAIL_S = 1.0   # frames kept after the last change settles, when it settles after the duration
+MAX_OVERRUN_S = 20.0  # at most this much past the duration
 
 
 class Simulator:
@@ -91,7 +93,20 @@ class Simulator:
 
     @property
     def frame_count(self) -> int:
+        """Frames of the nominal duration; :meth:`messages` renders more while a change that
+        started inside it has not settled (:meth:`_overruns`)."""
         return int(self.duration_s * self.fps)
+
+    def _overruns(self, i: int) -> bool:
+        """Frame ``i`` (at or past :attr:`frame_count`) is still needed: a weight change planned
+        inside the duration settles, or its item comes to rest or leaves the basket, less than
+        ``SETTLE_TAIL_S`` before it (a swap's second half begun near the end), within
+        ``MAX_OVERRUN_S``."""
+        t_ns = self.frame_time_ns(i)
+        if t_ns >= self.t0_ns + int((self.duration_s + MAX_OVERRUN_S) * NS):
+            return False
+        tail = int(SETTLE_TAIL_S * NS)
+        return any(max(ev["t_settled_ns"], ev["t_rest_ns"]) + tail > t_ns for ev in self.world.events[-4:])
 
     def frame_time_ns(self, i: int) -> int:
         """Capture time of frame ``i``: the nominal period plus a deterministic +-0.4 ms jitter."""
@@ -115,7 +130,11 @@ class Simulator:
         seen_events = 0
         next_status = self.t0_ns
         depth, depth_t = None, None
-        for i in range(self.frame_count):
+        i = -1
+        while True:
+            i += 1
+            if i >= self.frame_count and not self._overruns(i):
+                break
             t_ns = self.frame_time_ns(i)
             t = (t_ns - self.t0_ns) / NS
             self._plan_until(t + LOOKAHEAD_S)
@@ -153,7 +172,7 @@ class Simulator:
             yield Frame(t_ns, i, result.color, depth, depth_t, self.camera, result.objects)
             if i % int(self.fps * 5) == 0:
                 self.world.forget_before(t - 2.0)
-        end_ns = self.frame_time_ns(self.frame_count)
+        end_ns = self.frame_time_ns(i)
         for line in scale_lines:
             if line.t_ns < end_ns:
                 yield line
