@@ -631,6 +631,10 @@ class FusionConfig:
     best as one unit of a basket SKU, one unit of which lies within this distance (fraction of
     the floor; 0: off) of its centre of pressure, is a second unit of that SKU put down on its
     twin."""
+    glimpse_weak_resighted: bool
+    """A weak-glimpse booking counts a glimpse whose top SKU is already in the basket for that
+    SKU alone, not for its look-alikes: that product seen again (its track lost under the hand),
+    or a second unit of it, not a look-alike that happens to fit the weight."""
     glimpse_stale_iou: float
     """Likewise for the glimpses of one SKU or of a group that book a rise (``glimpse_units``,
     ``glimpse_groups``): one whose box overlaps by at least this (0: off) the box of a glimpse

@@ -55,6 +55,7 @@ def test_environment_overrides_file(tmp_path):
         ("[fusion]\nglimpse_stale_iou = 1.5\n", "fusion.glimpse_stale_iou = 1.5"),
         ("[fusion]\ntwin_max_dist = -0.1\n", "fusion.twin_max_dist = -0.1"),
         ("[fusion]\ncarried_look_resighted = 2\n", "fusion.carried_look_resighted"),
+        ("[fusion]\nglimpse_weak_resighted = 'yes'\n", "fusion.glimpse_weak_resighted"),
     ],
 )
 def test_bad_values_name_key_and_value(tmp_path, text, fragment):

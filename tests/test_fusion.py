@@ -1574,6 +1574,31 @@ def test_tracks_found_in_place_looking_like_the_carried_product_are_it_seen_agai
     assert f.basket.counts() == ({"YOG": 1, "FLOUR": 1} if on else {"YOG": 1, "JAM": 1, "RICE": 1})
 
 
+@pytest.mark.parametrize("on", [True, False])
+def test_weak_glimpses_of_a_basket_product_are_that_product_seen_again(on):
+    """Unseen AF shrink seed 7103: a resting spaghetti lost its track under the hand that slipped
+    a can under a bag; its detection, weakly itself frame after frame, counted for its look-alike
+    that weighs like the can, and the can was booked as that instead of the alarm. With
+    ``glimpse_weak_resighted`` a weak glimpse whose SKU is in the basket counts for that SKU
+    alone, not its look-alikes: a second unit of it still books (judging busy 8604), a look-alike
+    does not; a weak glimpse of a product not in the basket books as before (the chocolate bar)."""
+    basket = Basket()
+    basket.add("YOG", 1, track_id=3)
+    f = Fusion(CATALOG, default_fusion_config(glimpse_weak_resighted=on), basket=basket)
+    weak = lambda t: [("YOG", 0.6, GLIMPSE_WEAK)] if t >= 1.9 else []  # noqa: E731
+    events = glimpse_run(f, weighed(1.0, 425.5), weak)  # a light yoghurt's weight, hidden
+    if on:
+        assert [e.type for e in events] == ["unexpected_weight"]
+    else:
+        assert summary(events) == [("item_added", "YOG_LIGHT", 1)]
+    second = Fusion(CATALOG, default_fusion_config(glimpse_weak_resighted=on), basket=Basket())
+    second.basket.add("YOG", 1, track_id=3)
+    assert summary(glimpse_run(second, weighed(1.0, 530.5), weak)) == [("item_added", "YOG", 1)]
+    choc = Fusion(CATALOG, default_fusion_config(glimpse_weak_resighted=on), basket=Basket())
+    events = glimpse_run(choc, weighed(1.0, 104.3), lambda t: [("CHOC", 0.6, GLIMPSE_WEAK)] if t >= 1.9 else [])
+    assert summary(events) == [("item_added", "CHOC", 1)]
+
+
 def test_add_glimpses_rejects_a_bad_box(fusion):
     with pytest.raises(ValueError, match=r"box = \(1, 2, 0, 4\) for 'JAM'"):
         fusion.add_glimpses(ns(1.0), [("JAM", 0.9, GLIMPSE_WEAK, (1, 2, 0, 4))])

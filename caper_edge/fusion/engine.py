@@ -1884,7 +1884,7 @@ class Fusion:
                      if cfg.glimpse_weak_fresh_iou > 0 else [])
             found = self._glimpsed(w, w.t_start_ns, self.now_ns, (GLIMPSE_SKU, GLIMPSE_GROUP, GLIMPSE_WEAK), alike,
                                    cfg.glimpse_weak_min_frames, stale=stale, stale_iou=cfg.glimpse_weak_fresh_iou,
-                                   weak=True)
+                                   resighted=cfg.glimpse_weak_resighted, weak=True)
             if found is not None:
                 self.stats["weak_glimpse_units"] += 1
         return found
@@ -1923,12 +1923,14 @@ class Fusion:
 
     def _glimpsed(self, w: WeightChange, lo: int, hi: int, kinds: tuple[int, ...], alike: bool, least: int,
                   stale: Sequence[tuple[str, tuple[float, ...]]] = (), stale_iou: float = 0.0,
-                  **detail: Any) -> tuple[str, float, str, dict] | None:
+                  resighted: bool = False, **detail: Any) -> tuple[str, float, str, dict] | None:
         """The glimpse unit of :meth:`_glimpse_unit` from the glimpses in ``[lo, hi]`` of these
         ``kinds``, each counting for its SKU (and its look-alikes with ``alike``), in at least
         ``least`` frames -- but not for a SKU glimpsed where it lay already: ``stale`` (SKU, box)
         glimpses overlapping it by at least ``stale_iou`` (each for its look-alikes too with
-        ``alike``); ``detail`` joins its evidence."""
+        ``alike``); with ``resighted``, a glimpse whose SKU is in the basket counts for that SKU
+        alone, not its look-alikes (that product seen again, or a second unit of it);
+        ``detail`` joins its evidence."""
         inside = [g for g in self._glimpses if lo <= g[0] <= hi and g[3] in kinds]
         there: list[list[str]] = [[] for _ in inside]  # per glimpse: the SKUs seen where it lies
         boxed = [i for i, g in enumerate(inside) if g[4] is not None] if stale and stale_iou > 0 else []
@@ -1939,7 +1941,7 @@ class Fusion:
                 there[i] = self._with_lookalikes(near) if alike else near
         seen: dict[str, list[tuple[int, float]]] = {}
         for (t, sku, p, _kind, _box), old in zip(inside, there):
-            for s in (self._with_lookalikes([sku]) if alike else [sku]):
+            for s in (self._with_lookalikes([sku]) if alike and not (resighted and sku in self.basket) else [sku]):
                 if s not in old:
                     seen.setdefault(s, []).append((t, p))
         best = self._best_single(w, {sku: len({t for t, _ in hits}) for sku, hits in seen.items()}, least)
