@@ -1475,9 +1475,9 @@ def test_weak_glimpses_where_a_product_lay_before_the_rise_are_that_product(case
 
 @pytest.mark.parametrize("case", ["there_before", "elsewhere_before", "other_sku_there", "off"])
 def test_glimpses_where_the_sku_lay_before_their_window_do_not_book_a_rise(case):
-    """Unseen AE busy seed 7203: a 1 kg flour at rest that no track took was glimpsed as itself
-    in the same place 3 s before a 1016 g coffee was put down, and again while it was; the
-    coffee was booked as a third flour. A glimpse whose box overlaps (``glimpse_stale_iou``) one
+    """Unseen AE busy seed 7203: a 1 kg rice at rest that no track took was glimpsed as itself
+    in the same place 3 s before a 1 kg spaghetti was put down, and again while it was; the
+    spaghetti was booked as a third rice. A glimpse whose box overlaps (``glimpse_stale_iou``) one
     of the same SKU seen from twice ``pair_before_s`` to ``pair_before_s`` before the rise
     started is of the product lying there already. Here the rise starts at 5 s; the jam is
     glimpsed at one box from 1.5 s to 2.5 s and again from 3.5 s (inside its window)."""
@@ -1560,11 +1560,12 @@ def test_an_unseen_rise_on_a_unit_of_its_weight_is_a_second_unit_of_it(case):
 
 @pytest.mark.parametrize("on", [True, False])
 def test_tracks_found_in_place_looking_like_the_carried_product_are_it_seen_again(on):
-    """Unseen AD busy seed 7307: a cereal carried in beside a flour put down unseen by the second
-    hand; one box over the cereal and its resting neighbours gave two of their tracks in-place
-    entries looking like the cereal, with small tails, and those tails (a 1016 g and a 213 g
-    product) were booked for the flour's weight. With ``carried_look_resighted`` such entries are
-    priced as re-sightings (``reentry_spurious_prior``): the yoghurt and the unseen flour."""
+    """Unseen AD busy seed 7307: a cereal carried in beside an olive oil put down unseen by the
+    second hand; one box over the cereal and its resting neighbours gave two of their tracks
+    in-place entries looking like the cereal, with small tails, and those tails (a 1012 g and a
+    213 g product) were booked for the oil's weight. With ``carried_look_resighted`` such entries
+    are priced as re-sightings (``reentry_spurious_prior``). Here: a yoghurt carried in, a flour
+    put down unseen, two in-place tails (jam + rice) that weigh as much as the flour."""
     cat = Catalog([*CATALOG, Product("FLOUR", "Flour 1 kg", 1202, 6, 1.29)])
     f = Fusion(cat, default_fusion_config(carried_look_resighted=on))
     carried = seen(1, 1.2, ("YOG", 1.0))
