@@ -555,6 +555,10 @@ class FusionConfig:
     seen again (prior ``reentry_spurious_prior``), whatever it looks like now -- mostly the
     product under or through a hand -- unless the track moved more than ``reentry_max_move``
     from where it lay a second before (then it was handed a new product)."""
+    carried_look_resighted: bool
+    """A track found in place during an add, looking like a product carried in with it (its top
+    SKU a carried track's top SKU or a look-alike), is priced at ``reentry_spurious_prior``: most
+    often that product seen again through another box."""
     seen_extra_units: bool
     revise_guesses: bool
     revise_by_group: bool
@@ -622,24 +626,20 @@ class FusionConfig:
     """A weak glimpse whose box overlaps by at least this (0: off) the box of a glimpse (any
     kind) of the same SKU or a look-alike seen from ``pair_before_s`` to half of it before the
     rise started is of a product that lay there already, and is no evidence of the rise's."""
-    carried_look_resighted: bool
-    """A track found in place during an add, looking like a product carried in with it (its top
-    SKU a carried track's top SKU or a look-alike), is priced at ``reentry_spurious_prior``: most
-    often that product seen again through another box."""
-    twin_max_dist: float
-    """A rise no track or glimpse accounts for, about to be an alarm, that the weight alone reads
-    best as one unit of a basket SKU, one unit of which lies within this distance (fraction of
-    the floor; 0: off) of its centre of pressure, is a second unit of that SKU put down on its
-    twin."""
     glimpse_weak_resighted: bool
     """A weak-glimpse booking counts a glimpse whose top SKU is already in the basket for that
     SKU alone, not for its look-alikes: that product seen again (its track lost under the hand),
     or a second unit of it, not a look-alike that happens to fit the weight."""
     glimpse_stale_iou: float
-    """Likewise for the glimpses of one SKU or of a group that book a rise (``glimpse_units``,
-    ``glimpse_groups``): one whose box overlaps by at least this (0: off) the box of a glimpse
-    of the same SKU or a look-alike seen from twice ``pair_before_s`` to ``pair_before_s``
-    before the rise started counts for neither."""
+    """A glimpse of one SKU or of a group that would book a rise (``glimpse_units``,
+    ``glimpse_groups``) whose box overlaps by at least this (0: off) the box of a glimpse of the
+    same SKU (or, for a group's, a look-alike) seen from twice ``pair_before_s`` to
+    ``pair_before_s`` before the rise started is of a product that lay there already."""
+    twin_max_dist: float
+    """A rise no track or glimpse accounts for, about to be an alarm, that the weight alone reads
+    best as one unit of a basket SKU, one unit of which lies within this distance (fraction of
+    the floor; 0: off) of its centre of pressure, is a second unit of that SKU put down on its
+    twin."""
     continue_max_dist: float
     """A new track found in place within this distance (fraction of the floor) of where a
     product carried in, its entry still undecided, lay in the last ``continue_max_gap_s`` is
