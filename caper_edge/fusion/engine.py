@@ -486,9 +486,9 @@ class Fusion:
         # once it settles), and back to pair_before_s before every undecided change's start.
         # With glimpse_stale_iou, pair_before_s longer: the glimpses before an unseen rise's own.
         cfg = self.config
-        back = cfg.pair_before_s * (2 if cfg.glimpse_stale_iou > 0 else 1)
-        starts = [ep.weight.t_start_ns - int(back * _NS) for ep in self._episodes if not ep.committed]
-        horizon = min([int(t_ns) - int((max(cfg.weight_wait_s, cfg.pair_before_s) + back - cfg.pair_before_s) * _NS), *starts])
+        extra = cfg.pair_before_s if cfg.glimpse_stale_iou > 0 else 0.0
+        starts = [ep.weight.t_start_ns - int((cfg.pair_before_s + extra) * _NS) for ep in self._episodes if not ep.committed]
+        horizon = min([int(t_ns) - int((max(cfg.weight_wait_s, cfg.pair_before_s) + extra) * _NS), *starts])
         while self._glimpses and self._glimpses[0][0] < horizon:
             self._glimpses.popleft()
 
@@ -1896,12 +1896,12 @@ class Fusion:
         started (its booked track's floor position): a second unit put down on or against its
         twin, the tracker keeping the one track on both (unseen AE busy seed 7207: a 104 g bar
         laid on the bar booked 17 s before, no track or glimpse of its own). ``probability`` is
-        that reading's posterior. None when off, when the centre of pressure is unknown, or when
-        the weight reads otherwise: a can slipped under a bag that happens to weigh like it lies
+        that reading's posterior. None when off, when the centre of pressure or the unit's place
+        is unknown (no ``floor_half_mm``), or when the weight reads otherwise: a can slipped under a bag that happens to weigh like it lies
         at the bag, but the weight reads the can (the shrink scenario's hidden product)."""
         cfg = self.config
         w = ep.weight
-        if cfg.twin_max_dist <= 0.0 or w.cop is None or self.mode != "fusion":
+        if cfg.twin_max_dist <= 0.0 or w.cop is None:  # (unseen rises are decided in fusion mode only)
             return None
         best = self._explain(ep, use_vision=False)[0]
         if best.outlier or len(best.counts) != 1 or best.counts[0][1] != 1:

@@ -106,7 +106,7 @@ class Simulator:
         if t_ns >= self.t0_ns + int((self.duration_s + MAX_OVERRUN_S) * NS):
             return False
         tail = int(SETTLE_TAIL_S * NS)
-        return any(max(ev["t_settled_ns"], ev["t_rest_ns"]) + tail > t_ns for ev in self.world.events[-4:])
+        return any(max(ev["t_settled_ns"], ev["t_rest_ns"]) + tail > t_ns for ev in self.world.events)
 
     def frame_time_ns(self, i: int) -> int:
         """Capture time of frame ``i``: the nominal period plus a deterministic +-0.4 ms jitter."""
