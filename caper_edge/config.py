@@ -596,6 +596,18 @@ class FusionConfig:
     census_min_prob: float
     census_min_s: float
     census_min_share: float
+    census_groups: bool
+    """The census also counts resting products whose look gives only their look-alike group
+    together at least ``census_min_prob``; the census audit takes such a group's surplus as a
+    product seen (a look split over the group's members), and tries all the surplus products
+    together after each alone."""
+    census_audit_weak: bool
+    """The census audit may take back any unit an add booked below ``commit_posterior`` (one a
+    track carried on a weak look too), not only the units no track carried."""
+    census_resting_looks: bool
+    """The census audit weighs an add's tracks that rest inside the basket, looking steadily
+    like one product (or one look-alike group), by their current look instead of the look they
+    were decided on."""
     census_ends_resighted_wait: bool
     """A rise explained only by products found again in place is committed as soon as the census
     steadily counts the new units at rest, instead of waiting ``resighted_wait_s`` for their own

@@ -356,7 +356,7 @@ class Pipeline:
             if self.cfg.fusion.spare_hand_prior > 0:
                 self.fusion.set_hands(frame.t_ns, self._hands(tracks))
             if self.cfg.fusion.census_units:
-                self.fusion.set_census(frame.t_ns, self._census(tracks, obs))
+                self.fusion.set_census(frame.t_ns, *self._census(tracks, obs))
             if self.cfg.fusion.glimpse_units:
                 self.fusion.add_glimpses(frame.t_ns, self._glimpses(tracks, obs))
         vis_events += self._refound(tracks, obs, frame.t_ns, {e.track_id for e in vis_events})
@@ -485,19 +485,36 @@ class Pipeline:
             out.append(e)
         return out
 
-    def _census(self, tracks: Any, obs: Observations) -> dict[str, int]:
+    def _census(self, tracks: Any, obs: Observations) -> tuple[dict[str, int], dict[str, int], dict[int, Any]]:
         """The resting products inside the basket matched in this frame whose current look gives
-        one SKU at least ``census_min_prob``, counted per SKU (fusion's census)."""
+        one SKU at least ``census_min_prob``, counted per SKU (fusion's census); and, with
+        ``census_groups``, those whose look gives only their top SKU's look-alike group
+        together at least that, counted per group (:meth:`Fusion.group_key`); and, with
+        ``census_resting_looks``, every such track's current look by track."""
         from .track import ZONE_INSIDE
 
         counts: dict[str, int] = {}
+        groups: dict[str, int] = {}
         floor = self.cfg.fusion.census_min_prob
+        by_group = self.cfg.fusion.census_groups
+        looks: dict[int, Any] = {}
+        keep_looks = self.cfg.fusion.census_resting_looks
         for i in np.flatnonzero((tracks.zone == ZONE_INSIDE) & tracks.at_rest & (tracks.class_id == ITEM_CLASS)
                                 & (tracks.det_index >= 0)):
             look = self._look(obs, int(tracks.det_index[i]))
-            if look and look[0][1] >= floor:
+            if not look:
+                continue
+            if keep_looks:
+                looks[int(tracks.track_id[i])] = look
+            if look[0][1] >= floor:
                 counts[look[0][0]] = counts.get(look[0][0], 0) + 1
-        return counts
+            elif by_group:
+                key = self.fusion.group_key(look[0][0])
+                if key is not None:
+                    alike = set(self.catalog.lookalikes(look[0][0]))
+                    if look[0][1] + sum(q for s, q in look[1:] if s in alike) >= floor:
+                        groups[key] = groups.get(key, 0) + 1
+        return counts, groups, looks
 
     def _hands(self, tracks: Any) -> int:
         """Fusion's hand count (``spare_hand_prior``): the confirmed hand tracks matched in this

@@ -154,10 +154,37 @@ def test_census_counts_confident_resting_products_inside_the_basket():
         at_rest=np.array([True, True, True, True, True, False, True]),
         class_id=np.array([0, 0, 0, 0, 0, 0, 1], np.int32),
         det_index=np.array([0, 1, 2, 3, 4, 5, -1], np.int32))
+    tracks.track_id = np.array([10, 11, 12, 13, 14, 15, 16], np.int32)
     # rows: two resting A, one resting B, one with no look, C entering, A moving, a hand
-    assert pipe._census(tracks, obs) == {"A": 2, "B": 1}
+    counts, groups, looks = pipe._census(tracks, obs)
+    assert counts == {"A": 2, "B": 1} and groups == {}
+    assert sorted(looks) == [10, 11, 12] and looks[12][0][0] == "B"  # every resting look (not the one with none)
     unsure = SimpleNamespace(sku_similarity=np.array([[0.01, 0.0, 0.0]] * 6, np.float32))
-    assert pipe._census(tracks, unsure) == {}
+    assert pipe._census(tracks, unsure)[:2] == ({}, {})
+
+
+@pytest.mark.parametrize("groups", [True, False])
+def test_census_counts_a_resting_product_seen_only_as_its_look_alike_group(groups):
+    """With census_groups, a resting product whose top SKU falls short of census_min_prob while
+    its look-alike group reaches it together is counted for the group (named by its first
+    member); a look split between unrelated SKUs counts for nothing."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from caper_edge.track import ZONE_INSIDE
+
+    env = {"CAPER_EDGE__FUSION__CENSUS_GROUPS": str(groups).lower()}
+    pipe = _group_pipe(True)
+    pipe = Pipeline(config.load(None, environ=env), pipe.catalog, pipe.vision)
+    looks = {0: BOX, 1: CAN, 2: (("K1", 0.45), ("X", 0.4), ("T1", 0.1))}
+    pipe._look = lambda obs, det: looks[det]
+    tracks = SimpleNamespace(zone=np.full(3, ZONE_INSIDE, np.uint8), at_rest=np.ones(3, bool),
+                             class_id=np.zeros(3, np.int32), det_index=np.arange(3, dtype=np.int32),
+                             track_id=np.array([4, 5, 6], np.int32))
+    counts, by_group, _looks = pipe._census(tracks, SimpleNamespace())
+    assert counts == {}
+    assert by_group == ({"K1": 1, "T1": 1} if groups else {})
 
 
 def test_hands_are_the_confirmed_hand_tracks_matched_in_the_frame():

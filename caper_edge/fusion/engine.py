@@ -155,6 +155,12 @@ class Fusion:
         # The census (census_units) of the last census_min_s: per frame, (t_ns, {sku: n}) for the
         # SKUs of which more resting products were seen confidently than the basket holds.
         self._census: deque[tuple[int, dict[str, int]]] = deque()
+        # ... and (census_groups) per frame, (t_ns, {group: n}) of resting products seen
+        # confidently only as a look-alike group, the group named by its first member (sorted).
+        self._census_groups: deque[tuple[int, dict[str, int]]] = deque()
+        # ... and (census_resting_looks) per frame, (t_ns, {track: look}) of the resting products'
+        # tracks inside the basket: what each looks like now, not its track's long memory.
+        self._resting_looks: deque[tuple[int, dict[int, Candidates]]] = deque()
         # Glimpses (glimpse_units): (t_ns, sku, probability, kind: GLIMPSE_SKU / _GROUP / _WEAK, box
         # or None) of item detections no confirmed track took (see add_glimpses for how long they
         # are kept).
@@ -423,17 +429,38 @@ class Fusion:
         them, since one may be a second product put down with the first."""
         self._entering = frozenset(int(t) for t in track_ids)
 
-    def set_census(self, t_ns: int, counts: dict[str, int]) -> None:
+    def set_census(self, t_ns: int, counts: dict[str, int], groups: dict[str, int] | None = None,
+                   looks: dict[int, Candidates] | None = None) -> None:
         """This frame's census: the resting products inside the basket seen confidently, per SKU
         (the replay loop counts them). Fusion keeps the surplus over the basket for the last
         ``census_min_s``: an add no track carried in may be the SKU seen more often than booked
-        (``census_units``). Ignored in the ablation modes."""
+        (``census_units``). ``groups`` (``census_groups``): the resting products seen confidently
+        only as a look-alike group, per group named by :meth:`group_key`; ``looks``
+        (``census_resting_looks``): every resting product's track inside the basket and its
+        current look. The census audit uses both. Ignored in the ablation modes."""
         if not self.config.census_units or self.mode != "fusion":
             return
-        self._census.append((int(t_ns), {sku: n for sku, n in counts.items() if n > 0}))
         horizon = int(t_ns) - int(self.config.census_min_s * _NS)
+        self._census.append((int(t_ns), {sku: n for sku, n in counts.items() if n > 0}))
         while self._census and self._census[0][0] < horizon:
             self._census.popleft()
+        if self.config.census_groups:
+            self._census_groups.append((int(t_ns), {g: n for g, n in (groups or {}).items() if n > 0}))
+            while self._census_groups and self._census_groups[0][0] < horizon:
+                self._census_groups.popleft()
+        if self.config.census_resting_looks:
+            self._resting_looks.append((int(t_ns), dict(looks or {})))
+            while self._resting_looks and self._resting_looks[0][0] < horizon:
+                self._resting_looks.popleft()
+
+    def group_key(self, sku: str) -> str | None:
+        """The name of ``sku``'s look-alike group in the census: its first member (sorted);
+        None when it has no look-alike."""
+        alike = self.catalog.lookalikes(sku)
+        return min((sku, *alike)) if alike else None
+
+    def _group_members(self, key: str) -> tuple[str, ...]:
+        return tuple(sorted((key, *self.catalog.lookalikes(key))))
 
     def set_hands(self, t_ns: int, n: int) -> None:
         """This frame's count of hands in view (the replay loop counts the tracker's confirmed
@@ -552,17 +579,20 @@ class Fusion:
         return self._audit_revise(a, cands)
 
     def audit_census(self) -> list[Event]:
-        """Weight guesses of adds (units no track carried, booked below ``commit_posterior``)
-        within ``audit_window_s``: when the census steadily shows a product more than the
-        basket holds, the add's change is explained again as if a track had carried it; when
-        that explanation takes only guesses back and books the product with at least
-        ``audit_min_posterior``, it is revised."""
+        """Weight guesses of adds (units no track carried, booked below ``commit_posterior``;
+        with ``census_audit_weak``, any unit booked below it) within ``audit_window_s``: when the
+        census steadily shows a product more than the basket holds, the add's change is
+        explained again as if a track had carried it; when that explanation takes only such
+        units back and books the product with at least ``audit_min_posterior``, it is revised.
+        With ``census_groups``, products seen steadily only as a look-alike group count too, and
+        after each product alone fails, all the surplus products are tried together."""
         cfg = self.config
         if not self._census_audits or self.mode != "fusion":
             return []
         limit = int(cfg.audit_window_s * _NS)
         self._census_audits = [(ep, t) for ep, t in self._census_audits
-                               if self.now_ns - t <= limit and sum(ep.untracked.values()) > 0]
+                               if self.now_ns - t <= limit
+                               and (self._revisable(ep) if cfg.census_audit_weak else sum(ep.untracked.values()) > 0)]
         if not self._census_audits or any(not e.committed for e in self._episodes):
             return []
         t_from = self.now_ns - int(cfg.census_min_s * _NS)
@@ -570,31 +600,92 @@ class Fusion:
         if n_frames < 2:
             return []
         steady = sorted(sku for sku, k in seen.items() if k / n_frames >= cfg.census_min_share)
+        groups: list[str] = []
+        if cfg.census_groups:
+            g_seen, g_frames = self._census_group_seen(t_from)
+            if g_frames >= 2:
+                groups = sorted(g for g, k in g_seen.items() if k / g_frames >= cfg.census_min_share
+                                and not any(m in steady for m in self._group_members(g)))
         for ep, t_commit in list(self._census_audits):
             if t_from < ep.weight.t_settled_ns:
                 continue
-            guesses = set(self._weight_guesses(ep))
+            revisable = set(self._revisable(ep))
             booked = +ep.units
-            for sku in steady:
-                if sku in guesses:
-                    continue
-                look = ((sku, 0.95),)
-                pseudo = _Vision(VisionEvent(ENTERED, -1 - ep.serial, ep.weight.t_start_ns, ep.weight.t_start_ns, look), 0, look)
-                exps, _tracks = self._explain_with(ep, ep.vision + [pseudo])
+            looks = [((sku,), ((sku, 0.95),)) for sku in steady if sku not in revisable]
+            for g in groups:
+                members = self._group_members(g)
+                if not any(m in revisable for m in members):
+                    looks.append((members, tuple((m, 0.95 / len(members)) for m in members)))
+            trials = [[lk] for lk in looks]  # each product alone (groups only with census_groups) ...
+            if cfg.census_groups and len(looks) > 1:
+                trials.append(looks)  # ... then all of them together
+            for trial in trials:
+                pseudo = [_Vision(VisionEvent(ENTERED, -1 - ep.serial - 1000 * i, ep.weight.t_start_ns,
+                                              ep.weight.t_start_ns, look), 0, look)
+                          for i, (_members, look) in enumerate(trial)]
+                exps, tracks = self._explain_with(ep, self._resting_vision(ep, t_from) + pseudo)
                 best = exps[0]
                 counts = Counter(dict(best.counts))
-                if best.outlier or best.prob < cfg.audit_min_posterior or counts[sku] < 1 or counts == booked:
+                if best.outlier or best.prob < cfg.audit_min_posterior or counts == booked:
+                    continue
+                if not all(any(counts[m] for m in members) for members, _look in trial):
                     continue
                 gone, new = booked - counts, counts - booked
-                if not set(gone) <= guesses or any(k in self.basket for k in new if k != sku):
+                shown = {m for members, _look in trial for m in members}
+                if not set(gone) <= revisable or any(k in self.basket for k in new if k not in shown):
                     continue
-                census = {"sku": sku, "share": round(seen[sku] / n_frames, 3), "frames": n_frames}
-                out = self._book_revision(ep, exps, counts, gone, new, {"census": census}, {}, {})
+                sku = next(m for m in trial[0][0] if counts[m])
+                census = {"sku": sku, "share": round(seen[sku] / n_frames, 3) if sku in seen else None,
+                          "frames": n_frames}
+                if len(trial) > 1 or len(trial[0][0]) > 1:
+                    census["shown"] = ["|".join(members) for members, _look in trial]
+                removed_from = {k: self._carrier_of(ep, k) for k in gone}
+                carriers = {k: v.ev.track_id for v, (k, _n) in zip(tracks, best.tracks)
+                            if k is not None and v.ev.track_id >= 0}  # not the census's pseudo-tracks
+                out = self._book_revision(ep, exps, counts, gone, new, {"census": census},
+                                          {k: t for k, t in removed_from.items() if t is not None}, carriers)
                 for k, n in gone.items():
                     ep.untracked[k] = max(0, ep.untracked[k] - n)
                 self.stats["census_revisions"] += 1
                 return out
         return []
+
+    def _resting_vision(self, ep: _Episode, t_from: int) -> list[_Vision]:
+        """The add's tracks as the census audit weighs them: with ``census_resting_looks``, a
+        track that rested inside the basket in every census frame since ``t_from`` looking like
+        one product (the same top SKU, or the same look-alike group) takes its latest look
+        there instead of the look it was decided on."""
+        if not self.config.census_resting_looks:
+            return ep.vision
+        frames = [looks for t, looks in self._resting_looks if t >= t_from]
+        if len(frames) < 2:
+            return ep.vision
+        out = []
+        for v in ep.vision:
+            seen = [f.get(v.ev.track_id) for f in frames]
+            if all(seen) and len({self._look_key(lk[0][0]) for lk in seen}) == 1:
+                v = dataclasses.replace(v, candidates=tuple(seen[-1]))
+            out.append(v)
+        return out
+
+    def _look_key(self, sku: str) -> str:
+        return self.group_key(sku) or sku
+
+    def _revisable(self, ep: _Episode) -> list[str]:
+        """What the census audit may take back from the add ``ep``: its weight guesses, and with
+        ``census_audit_weak`` every SKU it booked below ``commit_posterior`` (sorted)."""
+        if not self.config.census_audit_weak:
+            return self._weight_guesses(ep)
+        return sorted(sku for sku, n in ep.units.items()
+                      if n > 0 and ep.unit_conf.get(sku, 1.0) < self.config.commit_posterior)
+
+    def _carrier_of(self, ep: _Episode, sku: str) -> int | None:
+        """The track of the add ``ep`` that a basket unit of ``sku`` was booked on, if any."""
+        line = self.basket.line(sku)
+        if line is None:
+            return None
+        tracks = {v.ev.track_id for v in ep.vision}
+        return next((u.track_id for u in line.units if u.track_id in tracks), None)
 
     def _audit_revise(self, a: _Audit, cands: Candidates) -> list[Event]:
         ep = a.ep
@@ -721,6 +812,8 @@ class Fusion:
         self._episodes.clear()
         self._floor_history.clear()
         self._census.clear()  # counts of the products the reset took away
+        self._census_groups.clear()
+        self._resting_looks.clear()
         self._glimpses.clear()
         self._continued.clear()
         self._audits.clear()
@@ -1670,7 +1763,7 @@ class Fusion:
                     if (sku is not None and (not v.ev.in_place or v.ev.track_id in moved)
                             and labelled.get(sku) == v.ev.track_id):
                         self._audits[v.ev.track_id] = _Audit(ep, v.ev.track_id, carriers, self.now_ns)
-            if self._weight_guesses(ep):
+            if self._revisable(ep):
                 self._census_audits.append((ep, self.now_ns))
         # Tracks beyond _MAX_TRACKS: duplicates of the explained items, consumed silently.
         return out
@@ -1824,6 +1917,28 @@ class Fusion:
         held = {sku: self.basket.qty(sku) + pending[sku] for t, seen in self._census if t >= t_from for sku in seen}
         return [Counter({sku: n - held[sku] for sku, n in seen.items() if n > held[sku]})
                 for t, seen in self._census if t >= t_from]
+
+    def _census_group_seen(self, t_from: int) -> tuple[Counter, int]:
+        """In how many census frames since ``t_from`` each look-alike group showed a surplus
+        (``census_groups``): its members seen confidently, each as itself or only as the group,
+        more often than the basket holds them now, less those still waiting to be booked with
+        their own tracks; and the number of frames."""
+        by_t = {t: seen for t, seen in self._census if t >= t_from}
+        pending = Counter(v.candidates[0][0] for v in self._pending_vision() if v.candidates and not v.ev.in_place)
+        out: Counter = Counter()
+        n = 0
+        for t, groups in self._census_groups:
+            if t < t_from:
+                continue
+            n += 1
+            seen = by_t.get(t, {})
+            for g, k in groups.items():
+                members = self._group_members(g)
+                total = k + sum(seen.get(m, 0) for m in members)
+                held = sum(self.basket.qty(m) + pending[m] for m in members)
+                if total > held:
+                    out[g] += 1
+        return out, n
 
     def _census_seen(self, t_from: int) -> tuple[Counter, int]:
         """In how many census frames since ``t_from`` each SKU showed a surplus
