@@ -601,9 +601,20 @@ class FusionConfig:
     together at least ``census_min_prob``; the census audit takes such a group's surplus as a
     product seen (a look split over the group's members), and tries all the surplus products
     together after each alone."""
+    census_group_min_prob: float
+    """What a resting product's look must give its top SKU's look-alike group together to count
+    for the group (``census_groups``): lower than ``census_min_prob``, since the look's tempered
+    softmax spreads a third of its mass or more over the rest of the catalogue when two or three
+    members share it."""
     census_audit_weak: bool
     """The census audit may take back any unit an add booked below ``commit_posterior`` (one a
     track carried on a weak look too), not only the units no track carried."""
+    census_audit_short: bool
+    """The census audit may take back the units of an add whose SKU the census saw fewer of at
+    rest than the basket holds in every frame of the last ``census_min_s`` (nothing resting
+    looks like them), and audits every add; a unit booked at or above ``commit_posterior`` only
+    when the track it was booked on rests looking steadily like another product
+    (``census_resting_looks``)."""
     census_resting_looks: bool
     """The census audit weighs an add's tracks that rest inside the basket, looking steadily
     like one product (or one look-alike group), by their current look instead of the look they
@@ -688,7 +699,7 @@ class FusionConfig:
             check(getattr(self, key) >= 0.0, f"fusion.{key}", getattr(self, key), "a number >= 0")
         for key in ("commit_posterior", "mismatch_vision_min", "absorb_min_prob", "look_change_min_prob", "look_change_max_old",
                     "vision_tail_prob", "audit_min_prob", "audit_min_posterior",
-                    "census_min_prob", "census_min_share", "reread_min_prob", "reread_min_posterior", "glimpse_min_prob", "glimpse_max_iou", "glimpse_max_iou_other",
+                    "census_min_prob", "census_group_min_prob", "census_min_share", "reread_min_prob", "reread_min_posterior", "glimpse_min_prob", "glimpse_max_iou", "glimpse_max_iou_other",
                     "glimpse_weak_fresh_iou", "glimpse_stale_iou"):
             check(0.0 <= getattr(self, key) <= 1.0, f"fusion.{key}", getattr(self, key), "a probability in [0, 1]")
         for key in ("multi_unit_prior", "extra_unit_prior", "spurious_track_prior", "in_place_spurious_prior", "reentry_spurious_prior",

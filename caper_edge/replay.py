@@ -489,7 +489,8 @@ class Pipeline:
         """The resting products inside the basket matched in this frame whose current look gives
         one SKU at least ``census_min_prob``, counted per SKU (fusion's census); and, with
         ``census_groups``, those whose look gives only their top SKU's look-alike group
-        together at least that, counted per group (:meth:`Fusion.group_key`); and, with
+        together at least ``census_group_min_prob``, counted per group
+        (:meth:`Fusion.group_key`); and, with
         ``census_resting_looks``, every such track's current look by track."""
         from .track import ZONE_INSIDE
 
@@ -497,6 +498,7 @@ class Pipeline:
         groups: dict[str, int] = {}
         floor = self.cfg.fusion.census_min_prob
         by_group = self.cfg.fusion.census_groups
+        group_floor = self.cfg.fusion.census_group_min_prob
         looks: dict[int, Any] = {}
         keep_looks = self.cfg.fusion.census_resting_looks
         for i in np.flatnonzero((tracks.zone == ZONE_INSIDE) & tracks.at_rest & (tracks.class_id == ITEM_CLASS)
@@ -512,7 +514,7 @@ class Pipeline:
                 key = self.fusion.group_key(look[0][0])
                 if key is not None:
                     alike = set(self.catalog.lookalikes(look[0][0]))
-                    if look[0][1] + sum(q for s, q in look[1:] if s in alike) >= floor:
+                    if look[0][1] + sum(q for s, q in look[1:] if s in alike) >= group_floor:
                         groups[key] = groups.get(key, 0) + 1
         return counts, groups, looks
 

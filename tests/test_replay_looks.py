@@ -166,8 +166,8 @@ def test_census_counts_confident_resting_products_inside_the_basket():
 @pytest.mark.parametrize("groups", [True, False])
 def test_census_counts_a_resting_product_seen_only_as_its_look_alike_group(groups):
     """With census_groups, a resting product whose top SKU falls short of census_min_prob while
-    its look-alike group reaches it together is counted for the group (named by its first
-    member); a look split between unrelated SKUs counts for nothing."""
+    its look-alike group reaches census_group_min_prob (0.6) together is counted for the group
+    (named by its first member); a look split between unrelated SKUs counts for nothing."""
     from types import SimpleNamespace
 
     import numpy as np
@@ -177,14 +177,19 @@ def test_census_counts_a_resting_product_seen_only_as_its_look_alike_group(group
     env = {"CAPER_EDGE__FUSION__CENSUS_GROUPS": str(groups).lower()}
     pipe = _group_pipe(True)
     pipe = Pipeline(config.load(None, environ=env), pipe.catalog, pipe.vision)
-    looks = {0: BOX, 1: CAN, 2: (("K1", 0.45), ("X", 0.4), ("T1", 0.1))}
+    flat = (("K2", 0.33), ("K1", 0.32), ("X", 0.1))  # a two-member group's tempered look: 0.65
+    looks = {0: BOX, 1: CAN, 2: (("K1", 0.45), ("X", 0.4), ("T1", 0.1)), 3: flat}
     pipe._look = lambda obs, det: looks[det]
-    tracks = SimpleNamespace(zone=np.full(3, ZONE_INSIDE, np.uint8), at_rest=np.ones(3, bool),
-                             class_id=np.zeros(3, np.int32), det_index=np.arange(3, dtype=np.int32),
-                             track_id=np.array([4, 5, 6], np.int32))
+    tracks = SimpleNamespace(zone=np.full(4, ZONE_INSIDE, np.uint8), at_rest=np.ones(4, bool),
+                             class_id=np.zeros(4, np.int32), det_index=np.arange(4, dtype=np.int32),
+                             track_id=np.array([4, 5, 6, 7], np.int32))
     counts, by_group, _looks = pipe._census(tracks, SimpleNamespace())
     assert counts == {}
-    assert by_group == ({"K1": 1, "T1": 1} if groups else {})
+    assert by_group == ({"K1": 2, "T1": 1} if groups else {})
+    env["CAPER_EDGE__FUSION__CENSUS_GROUP_MIN_PROB"] = "0.7"
+    strict = Pipeline(config.load(None, environ=env), pipe.catalog, pipe.vision)
+    strict._look = pipe._look
+    assert strict._census(tracks, SimpleNamespace())[1] == ({"K1": 1, "T1": 1} if groups else {})
 
 
 def test_hands_are_the_confirmed_hand_tracks_matched_in_the_frame():

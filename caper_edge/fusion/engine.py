@@ -592,7 +592,8 @@ class Fusion:
         limit = int(cfg.audit_window_s * _NS)
         self._census_audits = [(ep, t) for ep, t in self._census_audits
                                if self.now_ns - t <= limit
-                               and (self._revisable(ep) if cfg.census_audit_weak else sum(ep.untracked.values()) > 0)]
+                               and (cfg.census_audit_short or (self._revisable(ep) if cfg.census_audit_weak
+                                                               else sum(ep.untracked.values()) > 0))]
         if not self._census_audits or any(not e.committed for e in self._episodes):
             return []
         t_from = self.now_ns - int(cfg.census_min_s * _NS)
@@ -606,10 +607,15 @@ class Fusion:
             if g_frames >= 2:
                 groups = sorted(g for g, k in g_seen.items() if k / g_frames >= cfg.census_min_share
                                 and not any(m in steady for m in self._group_members(g)))
-        for ep, t_commit in list(self._census_audits):
+        short = None
+        for ep, t_commit in reversed(self._census_audits):  # newest first: a surplus is most likely the last add's
             if t_from < ep.weight.t_settled_ns:
                 continue
-            revisable = set(self._revisable(ep))
+            if short is None:
+                short = self._census_short(t_from) if cfg.census_audit_short else frozenset()
+            revisable = set(self._revisable(ep, short, t_from))
+            if not revisable:
+                continue
             booked = +ep.units
             looks = [((sku,), ((sku, 0.95),)) for sku in steady if sku not in revisable]
             for g in groups:
@@ -657,27 +663,73 @@ class Fusion:
         there instead of the look it was decided on."""
         if not self.config.census_resting_looks:
             return ep.vision
-        frames = [looks for t, looks in self._resting_looks if t >= t_from]
-        if len(frames) < 2:
-            return ep.vision
-        out = []
-        for v in ep.vision:
-            seen = [f.get(v.ev.track_id) for f in frames]
-            if all(seen) and len({self._look_key(lk[0][0]) for lk in seen}) == 1:
-                v = dataclasses.replace(v, candidates=tuple(seen[-1]))
-            out.append(v)
-        return out
+        looks = self._steady_looks(t_from)
+        return [dataclasses.replace(v, candidates=looks[v.ev.track_id]) if v.ev.track_id in looks else v
+                for v in ep.vision]
 
     def _look_key(self, sku: str) -> str:
         return self.group_key(sku) or sku
 
-    def _revisable(self, ep: _Episode) -> list[str]:
-        """What the census audit may take back from the add ``ep``: its weight guesses, and with
-        ``census_audit_weak`` every SKU it booked below ``commit_posterior`` (sorted)."""
-        if not self.config.census_audit_weak:
-            return self._weight_guesses(ep)
-        return sorted(sku for sku, n in ep.units.items()
-                      if n > 0 and ep.unit_conf.get(sku, 1.0) < self.config.commit_posterior)
+    def _revisable(self, ep: _Episode, short: frozenset[str] = frozenset(), t_from: int | None = None) -> list[str]:
+        """What the census audit may take back from the add ``ep``: its weight guesses, with
+        ``census_audit_weak`` every SKU it booked below ``commit_posterior``, and with
+        ``census_audit_short`` every SKU it booked that is in ``short`` -- one booked at or above
+        ``commit_posterior`` only when its track rests looking like another product since
+        ``t_from`` (sorted)."""
+        cfg = self.config
+        if not cfg.census_audit_weak:
+            out = set(self._weight_guesses(ep))
+        else:
+            out = {sku for sku, n in ep.units.items() if n > 0 and ep.unit_conf.get(sku, 1.0) < cfg.commit_posterior}
+        if cfg.census_audit_short and short:
+            # ... and not while a product is on its way in (a track crossing, or one waiting for
+            # its weight): its surplus is its own add's, and the track it lands on or covers
+            # is no evidence against an older one (judging busy 8201).
+            on_way = bool(self._entering or self._pending_vision())
+            looks = self._steady_looks(t_from) if t_from is not None and not on_way else {}
+            for sku, n in ep.units.items():
+                if n <= 0 or sku not in short or sku in out:
+                    continue
+                # A unit booked with confidence goes back only when the track it was booked on
+                # rests looking steadily like another product (not it, nor its group).
+                carrier = self._carrier_of(ep, sku)
+                look = looks.get(carrier) if carrier is not None else None
+                if ep.unit_conf.get(sku, 1.0) < cfg.commit_posterior or (
+                        look is not None and self._look_key(look[0][0]) != self._look_key(sku)):
+                    out.add(sku)
+        return sorted(out)
+
+    def _steady_looks(self, t_from: int) -> dict[int, Candidates]:
+        """The tracks that rested inside the basket in every census frame since ``t_from`` (at
+        least two) looking like one product -- the same top SKU, or the same look-alike group
+        -- and their latest look (``census_resting_looks``)."""
+        frames = [looks for t, looks in self._resting_looks if t >= t_from]
+        if len(frames) < 2:
+            return {}
+        out = {}
+        for tid, look in frames[-1].items():
+            seen = [f.get(tid) for f in frames]
+            if all(seen) and len({self._look_key(lk[0][0]) for lk in seen}) == 1:
+                out[tid] = tuple(look)
+        return out
+
+    def _census_short(self, t_from: int) -> frozenset[str]:
+        """The basket's SKUs the census saw fewer of than the basket holds in every frame since
+        ``t_from`` (at least two), each resting product counted for its SKU when seen
+        confidently and, with ``census_groups``, for every member of the group it was seen as:
+        booked units nothing at rest looks like."""
+        frames = [seen for t, seen in self._census if t >= t_from]
+        if len(frames) < 2:
+            return frozenset()
+        groups = {t: g for t, g in self._census_groups if t >= t_from}
+        times = [t for t, _seen in self._census if t >= t_from]
+        short = set()
+        for line in self.basket:
+            key = self.group_key(line.sku)
+            if all(seen.get(line.sku, 0) + (groups.get(t, {}).get(key, 0) if key else 0) < line.qty
+                   for t, seen in zip(times, frames)):
+                short.add(line.sku)
+        return frozenset(short)
 
     def _carrier_of(self, ep: _Episode, sku: str) -> int | None:
         """The track of the add ``ep`` that a basket unit of ``sku`` was booked on, if any."""
@@ -1763,7 +1815,7 @@ class Fusion:
                     if (sku is not None and (not v.ev.in_place or v.ev.track_id in moved)
                             and labelled.get(sku) == v.ev.track_id):
                         self._audits[v.ev.track_id] = _Audit(ep, v.ev.track_id, carriers, self.now_ns)
-            if self._revisable(ep):
+            if self._revisable(ep) or self.config.census_audit_short:
                 self._census_audits.append((ep, self.now_ns))
         # Tracks beyond _MAX_TRACKS: duplicates of the explained items, consumed silently.
         return out
