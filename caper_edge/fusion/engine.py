@@ -585,7 +585,10 @@ class Fusion:
         explained again as if a track had carried it; when that explanation takes only such
         units back and books the product with at least ``audit_min_posterior``, it is revised.
         With ``census_groups``, products seen steadily only as a look-alike group count too, and
-        after each product alone fails, all the surplus products are tried together."""
+        after each product alone fails, all the surplus products are tried together; with
+        ``census_resting_looks`` the add's tracks are weighed by their steady resting looks;
+        with ``census_audit_short`` units nothing at rest looks like may go back too
+        (:meth:`_revisable`). The newest add is tried first."""
         cfg = self.config
         if not self._census_audits or self.mode != "fusion":
             return []
