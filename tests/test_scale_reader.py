@@ -41,8 +41,11 @@ def sim_lines(cal, seconds: float = 120.0):
 
 
 def test_pty_samples_are_calibrated_and_time_mapped(cfg):
-    with PtyScale(sim_lines(cfg.calibration)) as sim, ScaleReader(cfg, port=sim.path) as reader:
-        assert wait_for(lambda: reader.counters["samples"] >= 60)
+    # The status line is re-sent every 0.5 s: the one sent as the reader opened the port can be
+    # flushed with the input buffer when the machine is loaded (a CI run lost it once).
+    with (PtyScale(sim_lines(cfg.calibration), status_every_s=0.5) as sim,
+          ScaleReader(cfg, port=sim.path) as reader):
+        assert wait_for(lambda: reader.counters["samples"] >= 60 and reader.health()["firmware"] is not None)
         samples = reader.drain()
         now = time.monotonic_ns()
     raw = np.array([s.raw for s in samples], dtype=np.float64)
