@@ -1937,6 +1937,29 @@ def test_a_removal_re_reads_nothing_when_no_reading_explains_it_better(fall, wan
     assert f.basket.counts() == want and f.stats["reread_revisions"] == 0
 
 
+@pytest.mark.parametrize("min_prob", [0.001, 0.005])
+def test_a_small_unseen_product_beside_a_look_alike_is_re_read_down_to_reread_min_prob(min_prob):
+    """Unseen AH busy seed 6806: a light yoghurt (425 g) carried in on a track that looks more
+    like the 530 g yoghurt, and a chocolate (104 g) put down unseen beside it: 529.5 g reads as
+    one yoghurt (0.996) far more than as the pair (0.004). The chocolate lifted out 4 s later
+    fits nothing booked and only that reading: with reread_min_prob 0.001 (the default) the add
+    is revised and the fall booked as the chocolate; with 0.005 the reading is not kept and the
+    fall is an alarm."""
+    f = Fusion(CATALOG, default_fusion_config(reread_min_prob=min_prob))
+    events = run(f, seen(1, 1.0, ("YOG", 0.7), ("YOG_LIGHT", 0.3)), weighed(1.2, 529.5), weighed(6.0, -104.2),
+                 until=12.0)
+    assert summary(events[:1]) == [("item_added", "YOG", 1)]
+    assert 0.001 <= events[0].extras["evidence"]["alternatives"][1][1] < 0.005
+    if min_prob < 0.004:
+        assert sorted(summary(events[1:4])) == [("item_added", "CHOC", 1), ("item_added", "YOG_LIGHT", 1),
+                                                ("item_removed", "YOG", 1)]
+        assert summary(events[4:]) == [("item_removed", "CHOC", 1)]
+        assert f.basket.counts() == {"YOG_LIGHT": 1}
+    else:
+        assert [e.type for e in events[1:]] == ["unexpected_weight"]
+        assert f.basket.counts() == {"YOG": 1}
+
+
 def test_an_add_older_than_the_reread_window_is_not_re_read():
     f, later = _twin_pair_add(20.0, weighed(26.0, -555.5), until=30.0)
     assert summary(later) == [("item_removed", "YOG", 1)] and f.basket.counts() == {"TOMATO": 1}
