@@ -598,7 +598,7 @@ class FusionConfig:
     census_min_share: float
     census_groups: bool
     """The census also counts resting products whose look gives only their look-alike group
-    together at least ``census_min_prob``; the census audit takes such a group's surplus as a
+    together at least ``census_group_min_prob``; the census audit takes such a group's surplus as a
     product seen (a look split over the group's members), and tries all the surplus products
     together after each alone."""
     census_group_min_prob: float

@@ -490,8 +490,8 @@ class Pipeline:
         one SKU at least ``census_min_prob``, counted per SKU (fusion's census); and, with
         ``census_groups``, those whose look gives only their top SKU's look-alike group
         together at least ``census_group_min_prob``, counted per group
-        (:meth:`Fusion.group_key`); and, with
-        ``census_resting_looks``, every such track's current look by track."""
+        (:meth:`Fusion.group_key`); and, with ``census_resting_looks``, every such track's
+        current look by track."""
         from .track import ZONE_INSIDE
 
         counts: dict[str, int] = {}
@@ -512,10 +512,8 @@ class Pipeline:
                 counts[look[0][0]] = counts.get(look[0][0], 0) + 1
             elif by_group:
                 key = self.fusion.group_key(look[0][0])
-                if key is not None:
-                    alike = set(self.catalog.lookalikes(look[0][0]))
-                    if look[0][1] + sum(q for s, q in look[1:] if s in alike) >= group_floor:
-                        groups[key] = groups.get(key, 0) + 1
+                if key is not None and self._look_mass(look, look[0][0]) >= group_floor:
+                    groups[key] = groups.get(key, 0) + 1
         return counts, groups, looks
 
     def _hands(self, tracks: Any) -> int:

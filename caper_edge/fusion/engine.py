@@ -594,9 +594,7 @@ class Fusion:
             return []
         limit = int(cfg.audit_window_s * _NS)
         self._census_audits = [(ep, t) for ep, t in self._census_audits
-                               if self.now_ns - t <= limit
-                               and (cfg.census_audit_short or (self._revisable(ep) if cfg.census_audit_weak
-                                                               else sum(ep.untracked.values()) > 0))]
+                               if self.now_ns - t <= limit and self._auditable(ep)]
         if not self._census_audits or any(not e.committed for e in self._episodes):
             return []
         t_from = self.now_ns - int(cfg.census_min_s * _NS)
@@ -610,13 +608,17 @@ class Fusion:
             if g_frames >= 2:
                 groups = sorted(g for g, k in g_seen.items() if k / g_frames >= cfg.census_min_share
                                 and not any(m in steady for m in self._group_members(g)))
-        short = None
+        if not steady and not groups:
+            return []  # no surplus: nothing to weigh an add with
+        resting = self._steady_looks(t_from)
+        short = self._census_short(t_from) if cfg.census_audit_short else frozenset()
+        # A product on its way in (a track crossing, or one waiting for its weight) is its own
+        # add's surplus, and the track it lands on or covers no evidence against an older add.
+        on_way = bool(self._entering or self._pending_vision())
         for ep, t_commit in reversed(self._census_audits):  # newest first: a surplus is most likely the last add's
             if t_from < ep.weight.t_settled_ns:
                 continue
-            if short is None:
-                short = self._census_short(t_from) if cfg.census_audit_short else frozenset()
-            revisable = set(self._revisable(ep, short, t_from))
+            revisable = set(self._revisable(ep, short, {} if on_way else resting))
             if not revisable:
                 continue
             booked = +ep.units
@@ -628,11 +630,13 @@ class Fusion:
             trials = [[lk] for lk in looks]  # each product alone (groups only with census_groups) ...
             if cfg.census_groups and len(looks) > 1:
                 trials.append(looks)  # ... then all of them together
+            vision = [dataclasses.replace(v, candidates=resting[v.ev.track_id]) if v.ev.track_id in resting else v
+                      for v in ep.vision]  # census_resting_looks: the tracks as they rest now
             for trial in trials:
                 pseudo = [_Vision(VisionEvent(ENTERED, -1 - ep.serial - 1000 * i, ep.weight.t_start_ns,
                                               ep.weight.t_start_ns, look), 0, look)
                           for i, (_members, look) in enumerate(trial)]
-                exps, tracks = self._explain_with(ep, self._resting_vision(ep, t_from) + pseudo)
+                exps, tracks = self._explain_with(ep, vision + pseudo)
                 best = exps[0]
                 counts = Counter(dict(best.counts))
                 if best.outlier or best.prob < cfg.audit_min_posterior or counts == booked:
@@ -659,53 +663,43 @@ class Fusion:
                 return out
         return []
 
-    def _resting_vision(self, ep: _Episode, t_from: int) -> list[_Vision]:
-        """The add's tracks as the census audit weighs them: with ``census_resting_looks``, a
-        track that rested inside the basket in every census frame since ``t_from`` looking like
-        one product (the same top SKU, or the same look-alike group) takes its latest look
-        there instead of the look it was decided on."""
-        if not self.config.census_resting_looks:
-            return ep.vision
-        looks = self._steady_looks(t_from)
-        return [dataclasses.replace(v, candidates=looks[v.ev.track_id]) if v.ev.track_id in looks else v
-                for v in ep.vision]
+    def _auditable(self, ep: _Episode) -> bool:
+        """Whether the census audit still watches the add ``ep``: every add with
+        ``census_audit_short``; else one with units it may take back."""
+        cfg = self.config
+        if cfg.census_audit_short:
+            return True
+        return bool(self._revisable(ep)) if cfg.census_audit_weak else sum(ep.untracked.values()) > 0
 
     def _look_key(self, sku: str) -> str:
         return self.group_key(sku) or sku
 
-    def _revisable(self, ep: _Episode, short: frozenset[str] = frozenset(), t_from: int | None = None) -> list[str]:
+    def _revisable(self, ep: _Episode, short: frozenset[str] = frozenset(),
+                   resting: dict[int, Candidates] | None = None) -> list[str]:
         """What the census audit may take back from the add ``ep``: its weight guesses, with
         ``census_audit_weak`` every SKU it booked below ``commit_posterior``, and with
         ``census_audit_short`` every SKU it booked that is in ``short`` -- one booked at or above
-        ``commit_posterior`` only when its track rests looking like another product since
-        ``t_from`` (sorted)."""
+        ``commit_posterior`` only when the track it was booked on rests looking like another
+        product (its look in ``resting``, :meth:`_steady_looks`) (sorted)."""
         cfg = self.config
         if not cfg.census_audit_weak:
             out = set(self._weight_guesses(ep))
         else:
             out = {sku for sku, n in ep.units.items() if n > 0 and ep.unit_conf.get(sku, 1.0) < cfg.commit_posterior}
-        if cfg.census_audit_short and short:
-            # ... and not while a product is on its way in (a track crossing, or one waiting for
-            # its weight): its surplus is its own add's, and the track it lands on or covers
-            # is no evidence against an older one (judging busy 8201).
-            on_way = bool(self._entering or self._pending_vision())
-            looks = self._steady_looks(t_from) if t_from is not None and not on_way else {}
-            for sku, n in ep.units.items():
-                if n <= 0 or sku not in short or sku in out:
-                    continue
-                # A unit booked with confidence goes back only when the track it was booked on
-                # rests looking steadily like another product (not it, nor its group).
-                carrier = self._carrier_of(ep, sku)
-                look = looks.get(carrier) if carrier is not None else None
-                if ep.unit_conf.get(sku, 1.0) < cfg.commit_posterior or (
-                        look is not None and self._look_key(look[0][0]) != self._look_key(sku)):
-                    out.add(sku)
+        for sku, n in ep.units.items():
+            if n <= 0 or sku not in short or sku in out:
+                continue
+            carrier = self._carrier_of(ep, sku)
+            look = (resting or {}).get(carrier) if carrier is not None else None
+            if ep.unit_conf.get(sku, 1.0) < cfg.commit_posterior or (
+                    look is not None and self._look_key(look[0][0]) != self._look_key(sku)):
+                out.add(sku)
         return sorted(out)
 
     def _steady_looks(self, t_from: int) -> dict[int, Candidates]:
         """The tracks that rested inside the basket in every census frame since ``t_from`` (at
         least two) looking like one product -- the same top SKU, or the same look-alike group
-        -- and their latest look (``census_resting_looks``)."""
+        -- and their latest look (``census_resting_looks``; empty without it)."""
         frames = [looks for t, looks in self._resting_looks if t >= t_from]
         if len(frames) < 2:
             return {}
@@ -721,16 +715,14 @@ class Fusion:
         ``t_from`` (at least two), each resting product counted for its SKU when seen
         confidently and, with ``census_groups``, for every member of the group it was seen as:
         booked units nothing at rest looks like."""
-        frames = [seen for t, seen in self._census if t >= t_from]
+        frames = [(t, seen) for t, seen in self._census if t >= t_from]
         if len(frames) < 2:
             return frozenset()
-        groups = {t: g for t, g in self._census_groups if t >= t_from}
-        times = [t for t, _seen in self._census if t >= t_from]
+        groups = dict(self._census_groups)
         short = set()
         for line in self.basket:
             key = self.group_key(line.sku)
-            if all(seen.get(line.sku, 0) + (groups.get(t, {}).get(key, 0) if key else 0) < line.qty
-                   for t, seen in zip(times, frames)):
+            if all(seen.get(line.sku, 0) + groups.get(t, {}).get(key, 0) < line.qty for t, seen in frames):
                 short.add(line.sku)
         return frozenset(short)
 
@@ -1818,7 +1810,7 @@ class Fusion:
                     if (sku is not None and (not v.ev.in_place or v.ev.track_id in moved)
                             and labelled.get(sku) == v.ev.track_id):
                         self._audits[v.ev.track_id] = _Audit(ep, v.ev.track_id, carriers, self.now_ns)
-            if self._revisable(ep) or self.config.census_audit_short:
+            if self._auditable(ep):
                 self._census_audits.append((ep, self.now_ns))
         # Tracks beyond _MAX_TRACKS: duplicates of the explained items, consumed silently.
         return out
@@ -1968,7 +1960,7 @@ class Fusion:
         each frame: a product counted at rest just before its own add was booked is no surplus
         once it is (unseen U busy seed 8303: counted against the older basket, the product
         that had just been booked revised an earlier add's guess into a second unit of it)."""
-        pending = Counter(v.candidates[0][0] for v in self._pending_vision() if v.candidates and not v.ev.in_place)
+        pending = self._pending_tops()
         held = {sku: self.basket.qty(sku) + pending[sku] for t, seen in self._census if t >= t_from for sku in seen}
         return [Counter({sku: n - held[sku] for sku, n in seen.items() if n > held[sku]})
                 for t, seen in self._census if t >= t_from]
@@ -1979,7 +1971,7 @@ class Fusion:
         more often than the basket holds them now, less those still waiting to be booked with
         their own tracks; and the number of frames."""
         by_t = {t: seen for t, seen in self._census if t >= t_from}
-        pending = Counter(v.candidates[0][0] for v in self._pending_vision() if v.candidates and not v.ev.in_place)
+        pending = self._pending_tops()
         out: Counter = Counter()
         n = 0
         for t, groups in self._census_groups:
@@ -1994,6 +1986,11 @@ class Fusion:
                 if total > held:
                     out[g] += 1
         return out, n
+
+    def _pending_tops(self) -> Counter:
+        """The top SKUs of the carried-in tracks still waiting to be booked: products the census
+        may already count at rest before their own add."""
+        return Counter(v.candidates[0][0] for v in self._pending_vision() if v.candidates and not v.ev.in_place)
 
     def _census_seen(self, t_from: int) -> tuple[Counter, int]:
         """In how many census frames since ``t_from`` each SKU showed a surplus
@@ -2067,8 +2064,9 @@ class Fusion:
         twin, the tracker keeping the one track on both (unseen AE busy seed 7207: a 104 g bar
         laid on the bar booked 17 s before, no track or glimpse of its own). ``probability`` is
         that reading's posterior. None when off, when the centre of pressure or the unit's place
-        is unknown (no ``floor_half_mm``), or when the weight reads otherwise: a can slipped under a bag that happens to weigh like it lies
-        at the bag, but the weight reads the can (the shrink scenario's hidden product)."""
+        is unknown (no ``floor_half_mm``), or when the weight reads otherwise: a can slipped
+        under a bag that happens to weigh like it lies at the bag, but the weight reads the can
+        (the shrink scenario's hidden product)."""
         cfg = self.config
         w = ep.weight
         if cfg.twin_max_dist <= 0.0 or w.cop is None:  # (unseen rises are decided in fusion mode only)
