@@ -615,6 +615,9 @@ class FusionConfig:
     looks like them), and audits every add; a unit booked at or above ``commit_posterior`` only
     when the track it was booked on rests looking steadily like another product
     (``census_resting_looks``)."""
+    census_nested_ios: float
+    """A resting product counted by the census whose box lies at least this share inside a
+    bigger counted box of the same product or look-alike group is not counted again (0: off)."""
     census_resting_looks: bool
     """The census audit weighs an add's tracks that rest inside the basket, looking steadily
     like one product (or one look-alike group), by their current look instead of the look they
@@ -699,7 +702,7 @@ class FusionConfig:
             check(getattr(self, key) >= 0.0, f"fusion.{key}", getattr(self, key), "a number >= 0")
         for key in ("commit_posterior", "mismatch_vision_min", "absorb_min_prob", "look_change_min_prob", "look_change_max_old",
                     "vision_tail_prob", "audit_min_prob", "audit_min_posterior",
-                    "census_min_prob", "census_group_min_prob", "census_min_share", "reread_min_prob", "reread_min_posterior", "glimpse_min_prob", "glimpse_max_iou", "glimpse_max_iou_other",
+                    "census_min_prob", "census_group_min_prob", "census_nested_ios", "census_min_share", "reread_min_prob", "reread_min_posterior", "glimpse_min_prob", "glimpse_max_iou", "glimpse_max_iou_other",
                     "glimpse_weak_fresh_iou", "glimpse_stale_iou"):
             check(0.0 <= getattr(self, key) <= 1.0, f"fusion.{key}", getattr(self, key), "a probability in [0, 1]")
         for key in ("multi_unit_prior", "extra_unit_prior", "spurious_track_prior", "in_place_spurious_prior", "reentry_spurious_prior",

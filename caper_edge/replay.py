@@ -46,6 +46,34 @@ _LOOK_CHANGE_FRAMES = 5      # a track's look must show another SKU this many fr
 _STEADY_FRAMES = 5           # a booked track must have been matched this long before it "vanishes"
 
 
+def _without_nested(counted: list, xyxy: np.ndarray, min_ios: float) -> list:
+    """The census's products without those counted twice: a resting box lying at least
+    ``min_ios`` of its area inside a bigger one that looks like the same product or look-alike
+    group (its family) is that product's other part -- a big box split in two by a product lying
+    across it -- not a second unit. Entries (key, is_group, family, row of ``xyxy``), biggest
+    boxes first."""
+    def area(b):
+        return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
+
+    kept: list = []
+    for entry in sorted(counted, key=lambda e: -area(xyxy[e[3]])):
+        b = xyxy[entry[3]]
+        a = area(b)
+        inside = False
+        for other in kept:
+            if other[2] != entry[2]:
+                continue
+            o = xyxy[other[3]]
+            w = min(b[2], o[2]) - max(b[0], o[0])
+            h = min(b[3], o[3]) - max(b[1], o[1])
+            if w > 0 and h > 0 and a > 0 and w * h / a >= min_ios:
+                inside = True
+                break
+        if not inside:
+            kept.append(entry)
+    return kept
+
+
 @dataclass
 class Observations:
     """One frame's detections in image pixels, with optional appearance.
@@ -499,8 +527,10 @@ class Pipeline:
         floor = self.cfg.fusion.census_min_prob
         by_group = self.cfg.fusion.census_groups
         group_floor = self.cfg.fusion.census_group_min_prob
+        nested = self.cfg.fusion.census_nested_ios
         looks: dict[int, Any] = {}
         keep_looks = self.cfg.fusion.census_resting_looks
+        counted: list[tuple[str, bool, str, int]] = []  # key, counted for a group, family, row
         for i in np.flatnonzero((tracks.zone == ZONE_INSIDE) & tracks.at_rest & (tracks.class_id == ITEM_CLASS)
                                 & (tracks.det_index >= 0)):
             look = self._look(obs, int(tracks.det_index[i]))
@@ -508,12 +538,21 @@ class Pipeline:
                 continue
             if keep_looks:
                 looks[int(tracks.track_id[i])] = look
+            top = look[0][0]
             if look[0][1] >= floor:
-                counts[look[0][0]] = counts.get(look[0][0], 0) + 1
+                key, is_group = top, False
             elif by_group:
-                key = self.fusion.group_key(look[0][0])
-                if key is not None and self._look_mass(look, look[0][0]) >= group_floor:
-                    groups[key] = groups.get(key, 0) + 1
+                key, is_group = self.fusion.group_key(top), True
+                if key is None or self._look_mass(look, top) < group_floor:
+                    continue
+            else:
+                continue
+            counted.append((key, is_group, self.fusion.group_key(top) or top, int(i)))
+        if nested > 0.0 and len(counted) > 1:
+            counted = _without_nested(counted, np.asarray(tracks.xyxy, dtype=float), nested)
+        for key, is_group, _, _ in counted:
+            into = groups if is_group else counts
+            into[key] = into.get(key, 0) + 1
         return counts, groups, looks
 
     def _hands(self, tracks: Any) -> int:

@@ -153,7 +153,8 @@ def test_census_counts_confident_resting_products_inside_the_basket():
         zone=np.array([inside, inside, inside, inside, entering, inside, inside], np.uint8),
         at_rest=np.array([True, True, True, True, True, False, True]),
         class_id=np.array([0, 0, 0, 0, 0, 0, 1], np.int32),
-        det_index=np.array([0, 1, 2, 3, 4, 5, -1], np.int32))
+        det_index=np.array([0, 1, 2, 3, 4, 5, -1], np.int32),
+        xyxy=np.array([[60 * k, 0, 60 * k + 50, 50] for k in range(7)], np.float32))  # side by side
     tracks.track_id = np.array([10, 11, 12, 13, 14, 15, 16], np.int32)
     # rows: two resting A, one resting B, one with no look, C entering, A moving, a hand
     counts, groups, looks = pipe._census(tracks, obs)
@@ -182,7 +183,8 @@ def test_census_counts_a_resting_product_seen_only_as_its_look_alike_group(group
     pipe._look = lambda obs, det: looks[det]
     tracks = SimpleNamespace(zone=np.full(4, ZONE_INSIDE, np.uint8), at_rest=np.ones(4, bool),
                              class_id=np.zeros(4, np.int32), det_index=np.arange(4, dtype=np.int32),
-                             track_id=np.array([4, 5, 6, 7], np.int32))
+                             track_id=np.array([4, 5, 6, 7], np.int32),
+                             xyxy=np.array([[60 * k, 0, 60 * k + 50, 50] for k in range(4)], np.float32))
     counts, by_group, _looks = pipe._census(tracks, SimpleNamespace())
     assert counts == {}
     assert by_group == ({"K1": 2, "T1": 1} if groups else {})
@@ -190,6 +192,44 @@ def test_census_counts_a_resting_product_seen_only_as_its_look_alike_group(group
     strict = Pipeline(config.load(None, environ=env), pipe.catalog, pipe.vision)
     strict._look = pipe._look
     assert strict._census(tracks, SimpleNamespace())[1] == ({"K1": 1, "T1": 1} if groups else {})
+
+
+@pytest.mark.parametrize("ios", [0.9, 0.0])
+def test_census_counts_a_box_lying_inside_a_bigger_one_of_its_look_once(ios):
+    """census_nested_ios: a resting box at least that share inside a bigger resting box that
+    looks like the same product or look-alike group is that product's other part (a cereal box
+    split by a can lying across it; unseen AK busy seed 6506), counted once; a box of another
+    look inside it, and one of the same look beside it, still count. 0 turns the rule off."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from caper_edge.track import ZONE_INSIDE
+
+    env = {"CAPER_EDGE__FUSION__CENSUS_NESTED_IOS": str(ios)}
+    base = _group_pipe(True)
+    pipe = Pipeline(config.load(None, environ=env), base.catalog, base.vision)
+    flat = (("K2", 0.33), ("K1", 0.32), ("X", 0.1))   # the cereal group's tempered look
+    alone = (("X", 0.95), ("K1", 0.02), ("T1", 0.01))   # a product of no group, confident
+    looks = {0: BOX, 1: flat, 2: CAN, 3: flat, 4: alone, 5: alone}
+    pipe._look = lambda obs, det: looks[det]
+    xyxy = np.array([[173, 180, 407, 358],   # the whole box
+                     [280, 192, 399, 347],   # its part beside the can: inside it, same group
+                     [300, 200, 360, 260],   # the can lying on it: inside it, another group
+                     [420, 180, 560, 330],   # a second box beside the first
+                     [0, 0, 100, 100],       # a product of no group ...
+                     [5, 5, 90, 95]], np.float32)  # ... and its part
+    tracks = SimpleNamespace(zone=np.full(6, ZONE_INSIDE, np.uint8), at_rest=np.ones(6, bool),
+                             class_id=np.zeros(6, np.int32), det_index=np.arange(6, dtype=np.int32),
+                             track_id=np.arange(20, 26, dtype=np.int32), xyxy=xyxy)
+    counts, by_group, looks_by_track = pipe._census(tracks, SimpleNamespace())
+    if ios:
+        assert by_group == {"K1": 2, "T1": 1} and counts == {"X": 1}
+    else:
+        assert by_group == {"K1": 3, "T1": 1} and counts == {"X": 2}
+    assert sorted(looks_by_track) == list(range(20, 26))   # the looks by track keep every part
+    with pytest.raises(ConfigError, match="census_nested_ios"):
+        config.load(None, environ={"CAPER_EDGE__FUSION__CENSUS_NESTED_IOS": "1.5"})
 
 
 def test_hands_are_the_confirmed_hand_tracks_matched_in_the_frame():
