@@ -518,8 +518,9 @@ class Pipeline:
         one SKU at least ``census_min_prob``, counted per SKU (fusion's census); and, with
         ``census_groups``, those whose look gives only their top SKU's look-alike group
         together at least ``census_group_min_prob``, counted per group
-        (:meth:`Fusion.group_key`); and, with ``census_resting_looks``, every such track's
-        current look by track."""
+        (:meth:`Fusion.group_key`); a box lying ``census_nested_ios`` inside a bigger counted one
+        of the same product or group counted once (:func:`_without_nested`); and, with
+        ``census_resting_looks``, every such track's current look by track."""
         from .track import ZONE_INSIDE
 
         counts: dict[str, int] = {}
