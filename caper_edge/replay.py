@@ -50,28 +50,18 @@ def _without_nested(counted: list, xyxy: np.ndarray, min_ios: float) -> list:
     """The census's products without those counted twice: a resting box lying at least
     ``min_ios`` of its area inside a bigger one that looks like the same product or look-alike
     group (its family) is that product's other part -- a big box split in two by a product lying
-    across it -- not a second unit. Entries (key, is_group, family, row of ``xyxy``), biggest
-    boxes first."""
-    def area(b):
-        return max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
+    across it -- not a second unit. Entries (key, is_group, family, row of ``xyxy``); the
+    biggest boxes are kept first."""
+    from .evaluation.metrics import box_ioa
 
-    kept: list = []
-    for entry in sorted(counted, key=lambda e: -area(xyxy[e[3]])):
-        b = xyxy[entry[3]]
-        a = area(b)
-        inside = False
-        for other in kept:
-            if other[2] != entry[2]:
-                continue
-            o = xyxy[other[3]]
-            w = min(b[2], o[2]) - max(b[0], o[0])
-            h = min(b[3], o[3]) - max(b[1], o[1])
-            if w > 0 and h > 0 and a > 0 and w * h / a >= min_ios:
-                inside = True
-                break
-        if not inside:
-            kept.append(entry)
-    return kept
+    boxes = xyxy[[e[3] for e in counted]]
+    inside = box_ioa(boxes, boxes)   # [i, j]: the share of box i lying inside box j
+    area = np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 0, None), axis=1)
+    kept: list[int] = []
+    for i in np.argsort(-area, kind="stable").tolist():
+        if not any(counted[j][2] == counted[i][2] and inside[i, j] >= min_ios for j in kept):
+            kept.append(i)
+    return [counted[i] for i in kept]
 
 
 @dataclass
@@ -540,15 +530,11 @@ class Pipeline:
             if keep_looks:
                 looks[int(tracks.track_id[i])] = look
             top = look[0][0]
+            group = self.fusion.group_key(top)
             if look[0][1] >= floor:
-                key, is_group = top, False
-            elif by_group:
-                key, is_group = self.fusion.group_key(top), True
-                if key is None or self._look_mass(look, top) < group_floor:
-                    continue
-            else:
-                continue
-            counted.append((key, is_group, self.fusion.group_key(top) or top, int(i)))
+                counted.append((top, False, group or top, int(i)))
+            elif by_group and group is not None and self._look_mass(look, top) >= group_floor:
+                counted.append((group, True, group, int(i)))
         if nested > 0.0 and len(counted) > 1:
             counted = _without_nested(counted, np.asarray(tracks.xyxy, dtype=float), nested)
         for key, is_group, _, _ in counted:

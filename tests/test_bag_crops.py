@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from caper_edge.evaluation.metrics import box_iou
+from caper_edge.evaluation.metrics import box_ioa, box_iou
 from models.bag_crops import main, match_crops
 
 
@@ -16,6 +16,13 @@ def test_box_iou_against_hand_computed_values():
     b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], float)
     want = np.array([[1.0, 50 / 150, 0.0], [25 / 175, 50 / 150, 0.0]])
     np.testing.assert_allclose(box_iou(a, b), want)
+
+
+def test_box_ioa_is_the_share_of_each_box_inside_the_other():
+    a = np.array([[2, 2, 4, 4], [5, 5, 15, 15], [3, 3, 3, 9]], float)   # inside, a quarter in, degenerate
+    b = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], float)
+    want = np.array([[1.0, 0.0], [25 / 100, 0.0], [0.0, 0.0]])
+    np.testing.assert_allclose(box_ioa(a, b), want)
 
 
 def test_match_crops_labels_by_best_overlap_and_crops_like_the_runtime():

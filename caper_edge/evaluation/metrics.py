@@ -311,11 +311,8 @@ def reliability(confidence: Sequence[float], correct: Sequence[bool], bins: int 
 # ---------------------------------------------------------------------------------------------
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, 4) x (m, 4) xyxy boxes -> (n, m) IoU in float64; empty or degenerate pairs give 0.
-
-    The one pairwise IoU shared by the evaluation, the tracker evaluation and models/.
-    """
+def _box_overlap(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, 4) x (m, 4) xyxy boxes -> ((n, m) intersection areas, (n,) areas of a, (m,) of b)."""
     a = np.asarray(a, np.float64).reshape(-1, 4)
     b = np.asarray(b, np.float64).reshape(-1, 4)
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
@@ -323,8 +320,24 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
     area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
     area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    return inter, area_a, area_b
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, 4) x (m, 4) xyxy boxes -> (n, m) IoU in float64; empty or degenerate pairs give 0.
+
+    The one pairwise IoU shared by the evaluation, the tracker evaluation and models/.
+    """
+    inter, area_a, area_b = _box_overlap(a, b)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def box_ioa(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, 4) x (m, 4) xyxy boxes -> (n, m) share of each box of ``a`` lying inside each box of
+    ``b`` (intersection over a's area) in float64; a degenerate box of ``a`` gives 0."""
+    inter, area_a, _ = _box_overlap(a, b)
+    return np.where(area_a[:, None] > 0, inter / np.maximum(area_a[:, None], 1e-12), 0.0)
 
 
 def _dense_ids(per_frame: list[np.ndarray]) -> list[np.ndarray]:

@@ -440,18 +440,19 @@ class Fusion:
         current look. The census audit uses both. Ignored in the ablation modes."""
         if not self.config.census_units or self.mode != "fusion":
             return
-        horizon = int(t_ns) - int(self.config.census_min_s * _NS)
-        self._census.append((int(t_ns), {sku: n for sku, n in counts.items() if n > 0}))
-        while self._census and self._census[0][0] < horizon:
-            self._census.popleft()
+        t = int(t_ns)
+        horizon = t - int(self.config.census_min_s * _NS)
+
+        def keep(window: deque, frame: dict) -> None:  # this frame, and those of the last census_min_s
+            window.append((t, frame))
+            while window and window[0][0] < horizon:
+                window.popleft()
+
+        keep(self._census, {sku: n for sku, n in counts.items() if n > 0})
         if self.config.census_groups:
-            self._census_groups.append((int(t_ns), {g: n for g, n in (groups or {}).items() if n > 0}))
-            while self._census_groups and self._census_groups[0][0] < horizon:
-                self._census_groups.popleft()
+            keep(self._census_groups, {g: n for g, n in (groups or {}).items() if n > 0})
         if self.config.census_resting_looks:
-            self._resting_looks.append((int(t_ns), dict(looks or {})))
-            while self._resting_looks and self._resting_looks[0][0] < horizon:
-                self._resting_looks.popleft()
+            keep(self._resting_looks, dict(looks or {}))
 
     def group_key(self, sku: str) -> str | None:
         """The name of ``sku``'s look-alike group in the census: its first member (sorted);
